@@ -1,0 +1,255 @@
+/* multiproc.h - the one public header of multiproc, Python's
+   multiprocessing in C for Linux. */
+#ifndef MULTIPROC_H
+#define MULTIPROC_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* MP_API - marks the library's exported functions. */
+#if defined(__GNUC__)
+#define MP_API __attribute__((visibility("default")))
+#else
+#define MP_API
+#endif
+
+#define MP_VERSION_MAJOR 0
+#define MP_VERSION_MINOR 1
+#define MP_VERSION_PATCH 0
+
+/* MP_FOREVER - a timeout that blocks until the awaited thing happens. Any
+   negative timeout means the same; 0 never blocks; NaN is MP_EINVAL. */
+#define MP_FOREVER (-1.0)
+
+/* ------------------------------------------------------------------------
+   Errors. Every call returns >= 0 on success or a negative MP_E* code.
+   Codes backed by errno are -errno; library codes sit at -1000 and below.
+   This list is the single source of mp_strerror and mp_err_name.
+   ------------------------------------------------------------------------ */
+
+/* MP_ERROR_LIST - X(NAME, value, message) for every code of the library. */
+#define MP_ERROR_LIST(X)                                                       \
+    X(MP_EPERM, -EPERM, "operation not permitted")                             \
+    X(MP_ENOENT, -ENOENT, "no such file or name")                              \
+    X(MP_ESRCH, -ESRCH, "no such process")                                     \
+    X(MP_EINTR, -EINTR, "interrupted by a signal")                             \
+    X(MP_EIO, -EIO, "input/output error")                                      \
+    X(MP_EBADF, -EBADF, "bad file descriptor")                                 \
+    X(MP_ECHILD, -ECHILD, "not a child of this process")                       \
+    X(MP_EAGAIN, -EAGAIN, "resource temporarily unavailable")                  \
+    X(MP_ENOMEM, -ENOMEM, "out of memory")                                     \
+    X(MP_EACCES, -EACCES, "permission denied")                                 \
+    X(MP_EBUSY, -EBUSY, "still running or in use")                             \
+    X(MP_EEXIST, -EEXIST, "already exists")                                    \
+    X(MP_EINVAL, -EINVAL, "invalid argument")                                  \
+    X(MP_EMFILE, -EMFILE, "too many open files")                               \
+    X(MP_ENOSPC, -ENOSPC, "no space left")                                     \
+    X(MP_EPIPE, -EPIPE, "broken pipe: the peer is gone")                       \
+    X(MP_ERANGE, -ERANGE, "value out of range")                                \
+    X(MP_EDEADLK, -EDEADLK, "would deadlock")                                  \
+    X(MP_ENAMETOOLONG, -ENAMETOOLONG, "name too long")                         \
+    X(MP_ENOSYS, -ENOSYS, "not supported by this kernel")                      \
+    X(MP_EOVERFLOW, -EOVERFLOW, "value too large")                             \
+    X(MP_EMSGSIZE, -EMSGSIZE, "message does not fit the buffer")               \
+    X(MP_ENOTSUP, -ENOTSUP, "operation not supported")                         \
+    X(MP_ECONNRESET, -ECONNRESET, "connection reset by peer")                  \
+    X(MP_ETIMEDOUT, -ETIMEDOUT, "timed out")                                   \
+    X(MP_EALREADY, -EALREADY, "already done")                                  \
+    X(MP_EOWNERDEAD, -EOWNERDEAD, "acquired; the previous owner died")         \
+    X(MP_ENOTRECOVERABLE, -ENOTRECOVERABLE, "state not recoverable")           \
+    X(MP_EOF, -1001, "end of file: closed and drained, or peer gone")          \
+    X(MP_ECLOSED, -1002, "closed")                                             \
+    X(MP_EFULL, -1003, "full")                                                 \
+    X(MP_EEMPTY, -1004, "empty")                                               \
+    X(MP_EBROKEN, -1005, "broken: a participant aborted or died")              \
+    X(MP_EWORKERDIED, -1006, "the worker running the task died")               \
+    X(MP_ETASK, -1007, "the task function reported an error")                  \
+    X(MP_ENOINIT, -1008, "mp_init() was not called first in main()")           \
+    X(MP_ESTATE, -1009, "wrong state for this call")
+
+#define MP__ERROR_ENUM(name, value, text) name = (value),
+/* mp_error - the codes of MP_ERROR_LIST as an enum; MP_OK is 0. */
+enum mp_error { MP_OK = 0, MP_ERROR_LIST(MP__ERROR_ENUM) };
+#undef MP__ERROR_ENUM
+
+/* mp_strerror - a static English message for err ("unknown error" for a
+   code not in MP_ERROR_LIST, "success" for 0 or any positive value). */
+MP_API const char *mp_strerror(int err);
+
+/* mp_err_name - the symbolic name of err, e.g. "MP_ETIMEDOUT"; "MP_OK" for
+   0 or positive values; "MP_E?" for a code not in MP_ERROR_LIST. */
+MP_API const char *mp_err_name(int err);
+
+/* ------------------------------------------------------------------------
+   Library set-up.
+   ------------------------------------------------------------------------ */
+
+/* mp_start_method - how a child process is created. */
+typedef enum {
+    MP_START_DEFAULT = 0, /* the config's method; the config default: fork */
+    MP_START_FORK,        /* copy of the parent, like os.fork() */
+    MP_START_SPAWN,       /* fresh exec of this program, target resolved */
+    MP_START_FORKSERVER   /* forked by a small single-threaded server */
+} mp_start_method;
+
+/* mp_config - options of mp_init; all zero (or a NULL pointer) means
+   defaults. The environment variable MP_START_METHOD ("fork", "spawn" or
+   "forkserver") overrides a start of MP_START_DEFAULT. */
+typedef struct mp_config {
+    mp_start_method start; /* default start method */
+    size_t arena_size;     /* bytes of family shared memory; 0: 4 GiB
+                              (virtual: pages cost memory only when used) */
+} mp_config;
+
+/* mp_init - first call in main(). In the parent it creates the family
+   arena and returns 0. In a child started by spawn or forkserver it never
+   returns: it runs the target and exits with its status. argc and argv
+   may be NULL (the command line is then read from /proc/self/cmdline when
+   a spawn needs it).
+   Returns 0, MP_EALREADY (called twice), MP_EINVAL (bad config),
+   MP_ENOMEM or MP_EEXIST (no address range for the arena), or a code of
+   the failing system call. */
+MP_API int mp_init(int *argc, char ***argv, const mp_config *cfg);
+
+/* mp_cpu_count - the number of CPUs this process may use: the CPUs of its
+   affinity mask, capped by the cgroup CPU quota (v2 cpu.max, v1 cfs quota)
+   rounded up; the environment variable MP_CPU_COUNT (a positive integer)
+   overrides both. Always >= 1. */
+MP_API int mp_cpu_count(void);
+
+/* ------------------------------------------------------------------------
+   Processes.
+   ------------------------------------------------------------------------ */
+
+/* mp_process - a child process, or (from mp_current_process) this one. */
+typedef struct mp_process mp_process;
+
+/* mp_target_fn - what a child runs; its return value is the exit status
+   (only the low 8 bits reach the parent, as with exit()). */
+typedef int (*mp_target_fn)(void *arg);
+
+/* mp_process_opts - options of mp_process_new; zero or NULL: defaults. */
+typedef struct mp_process_opts {
+    const char *name;      /* NULL: "Process-N" (Python's numbering) */
+    mp_start_method start; /* MP_START_DEFAULT: the config's */
+    int daemon;            /* terminated when the parent exits */
+    size_t arg_size;       /* bytes of *arg copied to the child;
+                              0: the pointer is passed as is */
+} mp_process_opts;
+
+/* mp_process_new - prepare a child that will run fn(arg). Under spawn and
+   forkserver, arg must be NULL, point into the family arena, or come with
+   arg_size (checked at start). Nothing runs until mp_process_start.
+   Returns 0, MP_EINVAL (NULL out or fn, bad start method),
+   MP_ENAMETOOLONG (name over 255 bytes), MP_ENOMEM, MP_ENOINIT. */
+MP_API int mp_process_new(mp_process **out, mp_target_fn fn, void *arg,
+                          const mp_process_opts *opts);
+
+/* mp_process_start - start the child. It dies when this process dies, by
+   any means (see docs/process.md).
+   Returns 0, MP_EINVAL (NULL; arg not transferable to a spawn or
+   forkserver child), MP_ESTATE (already started), MP_ENOINIT (mp_init was
+   not called), MP_ENOMEM (arena exhausted), MP_EAGAIN (process limit), or
+   a code of the failing system call. */
+MP_API int mp_process_start(mp_process *p);
+
+/* mp_process_join - wait until the child ends (and reap it), at most
+   timeout seconds. Returns 0, MP_ETIMEDOUT, MP_EINVAL (NULL, NaN timeout),
+   MP_ESTATE (not started), MP_EDEADLK (p is the current process),
+   MP_ECHILD (p was started by another process). */
+MP_API int mp_process_join(mp_process *p,
+                           double timeout); /* 0 or MP_ETIMEDOUT */
+
+/* mp_process_is_alive - 1 while started and not ended, else 0 (also before
+   start); MP_EINVAL for NULL. Reaps an ended child. */
+MP_API int mp_process_is_alive(mp_process *p); /* 1, 0 or MP_E* */
+
+/* mp_process_terminate - send SIGTERM. A child that already ended is not
+   an error (0). Returns 0, MP_EINVAL (NULL or the current process),
+   MP_ESTATE (not started), MP_ECHILD (started by another process). */
+MP_API int mp_process_terminate(mp_process *p); /* SIGTERM */
+
+/* mp_process_kill - send SIGKILL; the codes of mp_process_terminate. */
+MP_API int mp_process_kill(mp_process *p); /* SIGKILL */
+
+/* mp_process_exitcode - the exit code once the child ended: its exit
+   status, or -signal when a signal ended it (like Python). Returns 0 with
+   *code set, MP_EBUSY (still running), MP_ESTATE (not started),
+   MP_EINVAL (NULL). A finished child is reaped by this call. */
+MP_API int mp_process_exitcode(const mp_process *p, int *code);
+/* 0 and *code = status or -signal; MP_EBUSY if running */
+
+/* mp_process_pid - the child's pid once started (this process's pid for
+   mp_current_process()); 0 before start; MP_EINVAL for NULL. */
+MP_API pid_t mp_process_pid(const mp_process *p);
+
+/* mp_process_name - the process name; "MainProcess" for the main process;
+   NULL for NULL. The string lives as long as p. */
+MP_API const char *mp_process_name(const mp_process *p);
+
+/* mp_process_daemon - 1 if p is a daemon, 0 if not; MP_EINVAL for NULL. */
+MP_API int mp_process_daemon(const mp_process *p);
+
+/* mp_process_sentinel - a file descriptor (a pidfd) that polls readable
+   when the child has ended, for poll(2) or mp_wait. Owned by p: do not
+   close it. Returns the fd, MP_EINVAL (NULL), MP_ESTATE (not started, or
+   the current process). */
+MP_API int mp_process_sentinel(const mp_process *p);
+
+/* mp_process_close - free p if the child is not running (Python's
+   Process.close). Returns 0, MP_EBUSY (still running: nothing freed),
+   MP_EINVAL (NULL or the current process). */
+MP_API int mp_process_close(mp_process *p);
+
+/* mp_process_free - release p. A child that is still running is detached,
+   not killed: it is reaped when it ends, and joined (terminated if daemon)
+   when this process exits, as Python does with a dropped Process. NULL and
+   mp_current_process() are no-ops. */
+MP_API void mp_process_free(mp_process *p);
+
+/* mp_current_process - this process: name "MainProcess" in the main
+   program, the child's name in a child. Never NULL after mp_init (NULL
+   before). Do not free it. */
+MP_API mp_process *mp_current_process(void);
+
+/* mp_parent_pid - in a child started by multiproc, the pid of the process
+   that started it (also for forkserver children); 0 in the main process. */
+MP_API pid_t mp_parent_pid(void);
+
+/* mp_active_children - the live children started by this process and not
+   freed: up to cap of them are stored in out (out may be NULL when cap is
+   0). Ended children are reaped as a side effect, like Python.
+   Returns their total count (may exceed cap), or MP_EINVAL (out NULL with
+   cap > 0). */
+MP_API int mp_active_children(mp_process **out, size_t cap);
+
+/* ------------------------------------------------------------------------
+   The family arena: shared memory at the same address in every process.
+   ------------------------------------------------------------------------ */
+
+/* mp_shared_alloc - size bytes of zero-filled memory, 16-byte aligned, in
+   the family arena: the pointer is valid in every process of the family
+   (fork, spawn and forkserver children) and may travel between them as
+   plain bytes. NULL when size is 0, before mp_init, or when the arena is
+   exhausted. Safe from any process and thread; a process killed inside
+   the allocator does not wedge or corrupt it for the others. */
+MP_API void *
+mp_shared_alloc(size_t size); /* family arena; NULL when exhausted */
+
+/* mp_shared_free - return memory from mp_shared_alloc, from any process of
+   the family. NULL, pointers not from the arena and double frees are
+   detected and ignored. */
+MP_API void mp_shared_free(void *ptr);
+
+/* mp_shared_contains - 1 if ptr points into the family arena, else 0. */
+MP_API int mp_shared_contains(const void *ptr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MULTIPROC_H */

@@ -1,0 +1,170 @@
+/* core.h - internal services of the core shared by every module: library
+   state, deadlines, the robust mutex, the family arena and function
+   references. */
+#ifndef MP_CORE_H
+#define MP_CORE_H
+
+#include "multiproc.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+/* ---- library state -----------------------------------------------------
+ */
+
+/* mp__state - what mp_init set up in this process. */
+struct mp__state {
+    int initialized;       /* mp_init succeeded (or a child booted) */
+    pid_t pid;             /* this process, refreshed in fork children */
+    mp_start_method start; /* the default start method, never DEFAULT */
+    int arena_fd;          /* the family memfd, close-on-exec */
+    void *arena;           /* base of the family arena mapping */
+    size_t arena_size;     /* bytes mapped */
+    int argc;              /* the command line for spawn (argv may be NULL:
+                              then read from /proc/self/cmdline) */
+    char **argv;
+    int lifeline_r; /* read end handed to our children */
+    int lifeline_w; /* write end: only this process holds it */
+};
+
+/* mp__g - the one instance of the library state. */
+extern struct mp__state mp__g;
+
+/* mp__require_init - MP_ENOINIT unless mp_init ran in this family; 0. */
+int mp__require_init(void);
+
+/* mp__new_lifeline - replace this process's lifeline pipe with a new one
+   (a child's own, for its own children). Returns 0 or a negative errno. */
+int mp__new_lifeline(void);
+
+/* ---- deadlines ---------------------------------------------------------
+ */
+
+/* MP__NO_DEADLINE - the deadline of a timeout that never expires. */
+#define MP__NO_DEADLINE UINT64_MAX
+
+/* mp__deadline - turn a timeout in seconds into an absolute
+   CLOCK_MONOTONIC deadline in *dl: negative or infinite means
+   MP__NO_DEADLINE, 0 means already expired. Returns 0 or MP_EINVAL (NaN).
+   Computed once at a call's entry and used by every step. */
+int mp__deadline(double timeout, uint64_t *dl);
+
+/* ---- robust mutex ------------------------------------------------------
+ */
+
+/* MP__FUTEX_WAITERS, MP__FUTEX_OWNER_DIED, MP__FUTEX_TID_MASK - the
+   kernel's robust futex word format. */
+#define MP__FUTEX_WAITERS    0x80000000u
+#define MP__FUTEX_OWNER_DIED 0x40000000u
+#define MP__FUTEX_TID_MASK   0x3fffffffu
+
+/* mp__rmutex - a process-shared mutex owned by a thread, which the kernel
+   marks and hands on when its owner dies (robust futex list). Its layout
+   follows glibc's so that nodes can sit in glibc's per-thread list: the
+   word at 0, the {prev, next} node at 24 (futex_offset -32). */
+typedef struct mp__rmutex {
+    uint32_t word;     /* 0 free; owner tid | WAITERS | OWNER_DIED */
+    uint32_t spare[5]; /* keeps the node at offset 24 */
+    void *prev;        /* robust list node, private to the owner */
+    void *next;
+} mp__rmutex;
+
+/* mp__rmutex_init - an unlocked mutex. */
+void mp__rmutex_init(mp__rmutex *m);
+
+/* mp__rmutex_lock - acquire before deadline_ns (absolute ns; 0: try once;
+   MP__NO_DEADLINE: wait forever). Returns 0, MP_EOWNERDEAD (acquired; the
+   previous owner died holding it: the caller repairs what it guards),
+   MP_ETIMEDOUT, MP_EDEADLK (the caller already holds it). */
+int mp__rmutex_lock(mp__rmutex *m, uint64_t deadline_ns);
+
+/* mp__rmutex_unlock - release. Returns 0 or MP_EPERM (caller not owner). */
+int mp__rmutex_unlock(mp__rmutex *m);
+
+/* mp__rmutex_held - 1 if the calling thread holds m, else 0. */
+int mp__rmutex_held(const mp__rmutex *m);
+
+/* MP__SPIN_LIMIT - how many pause iterations a waiter spins before it
+   sleeps in the kernel (bounded: two cores are oversubscribed in tests). */
+#define MP__SPIN_LIMIT 128
+
+/* ---- the family arena --------------------------------------------------
+ */
+
+/* MP__ARENA_DEFAULT_SIZE - virtual size of the arena when not configured. */
+#define MP__ARENA_DEFAULT_SIZE ((size_t)4 << 30)
+
+/* mp__arena_create - create the memfd, map it at a free address in a
+   region every process of the family can also use, and format it.
+   Returns 0 (fills mp__g.arena*) or a negative errno. */
+int mp__arena_create(size_t size);
+
+/* mp__arena_attach - map an inherited arena memfd at base (a spawned
+   child). Returns 0, MP_EEXIST (the range is taken here), or an errno. */
+int mp__arena_attach(int fd, uintptr_t base, size_t size);
+
+/* mp__arena_off, mp__arena_ptr - convert between arena pointers and
+   offsets from the arena base. */
+static inline uint64_t mp__arena_off(const void *p)
+{
+    return (uint64_t)((const char *)p - (const char *)mp__g.arena);
+}
+static inline void *mp__arena_ptr(uint64_t off)
+{
+    return (char *)mp__g.arena + off;
+}
+
+/* mp__arena_alloc - like mp_shared_alloc with an alignment (a power of
+   two, at least 16). NULL when exhausted. */
+void *mp__arena_alloc(size_t size, size_t align);
+
+/* mp__arena_check - walk the whole heap and verify every invariant.
+   Returns 0, or MP_ENOTRECOVERABLE with a reason in *why. For tests. */
+int mp__arena_check(const char **why);
+
+/* mp__arena_stats - counters for tests and diagnostics. */
+struct mp__arena_stats {
+    uint64_t used_bytes; /* bytes in allocated blocks, headers included */
+    uint64_t free_bytes; /* bytes in free blocks below the top */
+    uint64_t top;        /* end of the heap, offset from the base */
+    uint64_t blocks;     /* allocated blocks */
+    uint64_t recoveries; /* repairs after a holder died in the allocator */
+    uint64_t bad_frees;  /* rejected frees */
+};
+void mp__arena_stats(struct mp__arena_stats *st);
+
+/* mp__arena_fault_hook - when set (tests only), called with a step number
+   at each step of an allocation or free while the lock is held. */
+extern void (*mp__arena_fault_hook)(int step);
+
+/* ---- function references -----------------------------------------------
+ */
+
+/* MP__OBJECT_MAX - longest loaded-object path a reference may carry. */
+#define MP__OBJECT_MAX 1024
+
+/* mp__fnref - a function named as (loaded object, offset from its load
+   base): valid in any process running the same binary, whatever its
+   address layout. object is "" for the main program. */
+typedef struct mp__fnref {
+    uint64_t offset;
+    char object[MP__OBJECT_MAX];
+} mp__fnref;
+
+/* mp__fnref_make - the reference of fn. Returns 0, MP_EINVAL (fn is not
+   in any loaded object), MP_ENAMETOOLONG. */
+int mp__fnref_make(void *fn, mp__fnref *ref);
+
+/* mp__fnref_resolve - the address of ref in this process, loading its
+   object if it is not loaded yet. Returns 0 or MP_ENOENT. */
+int mp__fnref_resolve(const mp__fnref *ref, void **fn);
+
+/* ---- cpu count ---------------------------------------------------------
+ */
+
+/* mp__cpu_quota_from - the CPU limit of a cgroup v2 "cpu.max" text
+   ("max 100000" or "quota period"): ceil(quota/period), or 0 for no
+   limit or text it cannot read. */
+int mp__cpu_quota_from(const char *text);
+
+#endif /* MP_CORE_H */

@@ -1,0 +1,115 @@
+/* init.c - mp_init: the library state of this process, the family arena,
+   the lifeline, and the exit and fork handlers. */
+#include "core.h"
+
+#include "../platform/platform.h"
+#include "../process/process_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mp__state mp__g = {
+    .arena_fd = -1,
+    .lifeline_r = -1,
+    .lifeline_w = -1,
+};
+
+int mp__require_init(void)
+{
+    return mp__g.initialized ? 0 : MP_ENOINIT;
+}
+
+int mp__new_lifeline(void)
+{
+    int fds[2];
+    int r = mp__pipe(fds);
+    if (r != 0)
+        return r;
+    mp__close(mp__g.lifeline_r);
+    mp__close(mp__g.lifeline_w);
+    mp__g.lifeline_r = fds[0];
+    mp__g.lifeline_w = fds[1];
+    return 0;
+}
+
+static void at_exit(void)
+{
+    if (mp__g.initialized)
+        mp__process_at_exit();
+}
+
+static void atfork_child(void)
+{
+    mp__g.pid = mp__getpid();
+    /* Whoever forked, this child must not hold the write end: our
+       children die when the last write end closes. The read end stays:
+       a multiproc child arms its lifeline with it. */
+    mp__close(mp__g.lifeline_w);
+    mp__g.lifeline_w = -1;
+    mp__process_after_fork();
+}
+
+void mp__register_handlers(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    atexit(at_exit);
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+static int parse_method(const char *s, mp_start_method *m)
+{
+    if (strcmp(s, "fork") == 0)
+        *m = MP_START_FORK;
+    else if (strcmp(s, "spawn") == 0)
+        *m = MP_START_SPAWN;
+    else if (strcmp(s, "forkserver") == 0)
+        *m = MP_START_FORKSERVER;
+    else
+        return MP_EINVAL;
+    return 0;
+}
+
+int mp_init(int *argc, char ***argv, const mp_config *cfg)
+{
+    if (mp__g.initialized)
+        return MP_EALREADY;
+    const char *boot = getenv("MP__BOOT");
+    if (boot != NULL)
+        mp__boot(boot);
+    mp_config c = {0};
+    if (cfg != NULL)
+        c = *cfg;
+    if ((unsigned)c.start > MP_START_FORKSERVER)
+        return MP_EINVAL;
+    mp_start_method m = c.start;
+    if (m == MP_START_DEFAULT) {
+        const char *env = getenv("MP_START_METHOD");
+        m = MP_START_FORK;
+        if (env != NULL && *env != '\0' && parse_method(env, &m) != 0)
+            return MP_EINVAL;
+    }
+    size_t size = c.arena_size ? c.arena_size : MP__ARENA_DEFAULT_SIZE;
+    int r = mp__arena_create(size);
+    if (r != 0)
+        return r;
+    r = mp__new_lifeline();
+    if (r != 0) {
+        mp__unmap(mp__g.arena, mp__g.arena_size);
+        mp__close(mp__g.arena_fd);
+        mp__g.arena = NULL;
+        mp__g.arena_fd = -1;
+        return r;
+    }
+    mp__g.argc = argc != NULL ? *argc : 0;
+    mp__g.argv = argv != NULL ? *argv : NULL;
+    mp__g.pid = mp__getpid();
+    mp__g.start = m;
+    mp__register_handlers();
+    mp__process_init_main();
+    mp__g.initialized = 1;
+    return 0;
+}

@@ -1,0 +1,161 @@
+/* fd.c - file descriptors: pipes, socket pairs, descriptor passing and
+   readiness waits. */
+#include "platform.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void mp__close(int fd)
+{
+    if (fd >= 0)
+        (void)close(fd);
+}
+
+int mp__pipe(int fds[2])
+{
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int mp__seqpacket_pair(int fds[2])
+{
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == 0
+               ? 0
+               : -errno;
+}
+
+int mp__send_msg(int sock, const void *buf, size_t len, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&ctl, 0, sizeof ctl);
+        msg.msg_control = ctl.space;
+        msg.msg_controllen = sizeof ctl.space;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    for (;;) {
+        ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+ssize_t mp__recv_msg(int sock, void *buf, size_t len, int *fd)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd != NULL) {
+        *fd = -1;
+        msg.msg_control = ctl.space;
+        msg.msg_controllen = sizeof ctl.space;
+    }
+    ssize_t n;
+    do
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (fd != NULL) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL;
+             c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                c->cmsg_len >= CMSG_LEN(sizeof(int)))
+                memcpy(fd, CMSG_DATA(c), sizeof(int));
+        }
+    }
+    return n;
+}
+
+int mp__poll_in(int fd, uint64_t deadline_ns)
+{
+    for (;;) {
+        int ms;
+        if (deadline_ns == UINT64_MAX) {
+            ms = -1;
+        } else {
+            uint64_t now = mp__now_ns();
+            if (now >= deadline_ns) {
+                ms = 0;
+            } else {
+                uint64_t left = (deadline_ns - now + 999999u) / 1000000u;
+                ms = left > INT_MAX ? INT_MAX : (int)left;
+            }
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, ms);
+        if (r > 0)
+            return 1;
+        if (r == 0) {
+            if (ms == 0 || mp__now_ns() >= deadline_ns)
+                return 0;
+            continue; /* poll rounds to ms: wait out the remainder */
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int mp__poll_in2(int a, int b)
+{
+    struct pollfd p[2] = {{.fd = a, .events = POLLIN},
+                          {.fd = b, .events = POLLIN}};
+    for (;;) {
+        int r = poll(p, 2, -1);
+        if (r > 0)
+            return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
+        if (r < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+int mp__fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -errno;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+int mp__reopen_fd(int fd, int flags)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int nfd = open(path, flags | O_CLOEXEC);
+    return nfd < 0 ? -errno : nfd;
+}
+
+int mp__set_cloexec(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return -errno;
+    fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
+    return fcntl(fd, F_SETFD, fl) == 0 ? 0 : -errno;
+}

@@ -1,0 +1,103 @@
+/* futex.c - futex waits and wakes, thread ids, and the kernel robust list
+   head of the calling thread. */
+#include "platform.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* tid_cache - this thread's id; 0 until first asked (and again in a fork
+   child, where the forking thread got a new id). */
+static __thread pid_t tid_cache;
+
+/* rhead_cache, rhead_state - this thread's robust list head and whether it
+   was looked up (0 no, 1 usable, -1 unusable). */
+static __thread struct mp__robust_head *rhead_cache;
+static __thread int rhead_state;
+
+static void reset_after_fork(void)
+{
+    tid_cache = 0;
+    /* glibc keeps the head at the same address (the thread's TCB) and
+       re-registers it in the child, so the cached head stays valid. */
+}
+
+__attribute__((constructor)) static void futex_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, reset_after_fork);
+}
+
+int mp__futex_wait(uint32_t *addr, uint32_t val, uint64_t deadline_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns != UINT64_MAX) {
+        ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
+        ts.tv_nsec = (long)(deadline_ns % 1000000000u);
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so an
+       EINTR retry by the caller needs no recomputation. */
+    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, val, tsp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    if (r == 0)
+        return 0;
+    switch (errno) {
+    case EAGAIN:
+        return 0;
+    case ETIMEDOUT:
+        return -ETIMEDOUT;
+    case EINTR:
+        return -EINTR;
+    default:
+        return -errno;
+    }
+}
+
+int mp__futex_wake(uint32_t *addr, int n)
+{
+    long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+    return r < 0 ? -errno : (int)r;
+}
+
+pid_t mp__gettid(void)
+{
+    pid_t t = tid_cache;
+    if (__builtin_expect(t == 0, 0)) {
+        t = (pid_t)syscall(SYS_gettid);
+        tid_cache = t;
+    }
+    return t;
+}
+
+int mp__tid_alive(pid_t tid)
+{
+    if (tid <= 0)
+        return 0;
+    /* kill() accepts any thread id and checks the thread's existence. */
+    return kill(tid, 0) == 0 || errno == EPERM;
+}
+
+/* glibc's node: {prev, next}; the list links point at the next field. */
+#define MP__EXPECTED_FUTEX_OFFSET (-32L)
+
+struct mp__robust_head *mp__robust_head(void)
+{
+    if (__builtin_expect(rhead_state != 0, 1))
+        return rhead_state > 0 ? rhead_cache : NULL;
+    struct mp__robust_head *h = NULL;
+    size_t len = 0;
+    rhead_state = -1;
+    if (syscall(SYS_get_robust_list, 0, &h, &len) == 0 && h != NULL &&
+        len == sizeof(struct mp__robust_head) &&
+        h->futex_offset == MP__EXPECTED_FUTEX_OFFSET) {
+        rhead_cache = h;
+        rhead_state = 1;
+    }
+    return rhead_state > 0 ? rhead_cache : NULL;
+}

@@ -1,0 +1,220 @@
+/* platform.h - the contract of every Linux service the rest of multiproc
+   uses; only src/platform/ makes system calls. */
+#ifndef MP_PLATFORM_H
+#define MP_PLATFORM_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* All functions return >= 0 on success or a negative errno (an MP_E*
+   code) on failure, unless their comment says otherwise. EINTR is retried
+   inside, except where a deadline is involved (the caller's loop owns the
+   remaining time). */
+
+/* ---- time --------------------------------------------------------------
+ */
+
+/* mp__now_ns - CLOCK_MONOTONIC in nanoseconds. Never fails. */
+uint64_t mp__now_ns(void);
+
+/* mp__sleep_ns - sleep at least ns nanoseconds (EINTR resumed). */
+void mp__sleep_ns(uint64_t ns);
+
+/* mp__cpu_relax - a spin-wait hint to the CPU (x86 pause). */
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* ---- futexes (shared, not private: they live in shared memory) -------- */
+
+/* mp__futex_wait - sleep while *addr == val, until woken or until the
+   absolute CLOCK_MONOTONIC time deadline_ns (UINT64_MAX: none). Returns 0
+   (woken or value changed: recheck), MP_ETIMEDOUT, MP_EINTR. */
+int mp__futex_wait(uint32_t *addr, uint32_t val, uint64_t deadline_ns);
+
+/* mp__futex_wake - wake up to n waiters on addr. Returns the number woken
+   or a negative errno. */
+int mp__futex_wake(uint32_t *addr, int n);
+
+/* mp__robust_head - the kernel robust-futex list head that glibc
+   registered for the calling thread, cached per thread. The layout is the
+   kernel's struct robust_list_head. NULL when the kernel or libc does not
+   provide one with the layout multiproc expects (futex_offset -32, glibc's
+   doubly linked nodes); the caller then falls back to liveness checks. */
+struct mp__robust_head {
+    void *list;            /* first node (points to its next field) */
+    long futex_offset;     /* futex word address minus node address */
+    void *list_op_pending; /* node being locked or unlocked */
+};
+struct mp__robust_head *mp__robust_head(void);
+
+/* mp__gettid - the calling thread's id, cached per thread (the cache is
+   reset in fork children). Never fails. */
+pid_t mp__gettid(void);
+
+/* mp__tid_alive - 1 if a thread with id tid exists (it may be a zombie),
+   0 if not. Used only when robust futex lists are unavailable. */
+int mp__tid_alive(pid_t tid);
+
+/* ---- memory ------------------------------------------------------------
+ */
+
+/* mp__memfd_new - an anonymous shared-memory file of size bytes (sparse,
+   close-on-exec). Returns the fd or a negative errno. */
+int mp__memfd_new(const char *name, size_t size);
+
+/* mp__map_fd - map size bytes of fd shared and read-write. With addr
+   non-zero, exactly at addr and only if the range is free (MP_EEXIST
+   otherwise); with addr zero, where the kernel likes. Returns the address
+   in *out, 0 or a negative errno. */
+int mp__map_fd(int fd, size_t size, uintptr_t addr, void **out);
+
+/* mp__unmap - unmap a range mapped by mp__map_fd. */
+int mp__unmap(void *addr, size_t size);
+
+/* mp__release_pages - give the pages of [addr, addr+len) of a shared
+   mapping back to the system; they read as zero afterwards. addr and len
+   must be page aligned. */
+int mp__release_pages(void *addr, size_t len);
+
+/* mp__page_size - the system page size. */
+size_t mp__page_size(void);
+
+/* ---- file descriptors --------------------------------------------------
+ */
+
+/* mp__close - close fd, ignoring EINTR (Linux always closes). */
+void mp__close(int fd);
+
+/* mp__pipe - a close-on-exec pipe. */
+int mp__pipe(int fds[2]);
+
+/* mp__seqpacket_pair - a close-on-exec AF_UNIX SOCK_SEQPACKET pair. */
+int mp__seqpacket_pair(int fds[2]);
+
+/* mp__send_msg - send len bytes and, if fd >= 0, that descriptor
+   (SCM_RIGHTS) as one packet. Returns 0 or a negative errno (MP_EPIPE when
+   the peer is gone). */
+int mp__send_msg(int sock, const void *buf, size_t len, int fd);
+
+/* mp__recv_msg - receive one packet of at most len bytes and at most one
+   descriptor (*fd, -1 if none; may be NULL to refuse descriptors).
+   Returns the length, 0 at end of file, or a negative errno. */
+ssize_t mp__recv_msg(int sock, void *buf, size_t len, int *fd);
+
+/* mp__poll_in - wait until fd is readable or hung up, at most until
+   deadline_ns (UINT64_MAX: forever; 0: do not wait). Returns 1 (ready),
+   0 (timed out), or a negative errno. EINTR is retried. */
+int mp__poll_in(int fd, uint64_t deadline_ns);
+
+/* mp__poll_in2 - wait forever until a or b is readable or hung up.
+   Returns a mask (1: a, 2: b) or a negative errno. EINTR is retried. */
+int mp__poll_in2(int a, int b);
+
+/* mp__fd_count - the number of open descriptors of this process, or a
+   negative errno. */
+int mp__fd_count(void);
+
+/* mp__reopen_fd - a new open file description for the pipe or file behind
+   fd (through /proc/self/fd), close-on-exec, with the given open flags. */
+int mp__reopen_fd(int fd, int flags);
+
+/* mp__set_cloexec - set or clear FD_CLOEXEC on fd. */
+int mp__set_cloexec(int fd, int on);
+
+/* ---- processes ---------------------------------------------------------
+ */
+
+/* mp__fork - fork(2) after flushing every stdio stream, so buffered output
+   is not written twice. Returns the pid (0 in the child) or a negative
+   errno. */
+pid_t mp__fork(void);
+
+/* mp__spawn_self - execute this program (/proc/self/exe) as a new child
+   with argv and envp, keeping the descriptors keep[0..nkeep) open at the
+   same numbers, an empty signal mask, through vfork-style posix_spawn.
+   Returns the pid or a negative errno (exec failures included). */
+pid_t mp__spawn_self(char *const argv[], char *const envp[], const int *keep,
+                     int nkeep);
+
+/* mp__pidfd_open - a close-on-exec pidfd for pid. */
+int mp__pidfd_open(pid_t pid);
+
+/* mp__pidfd_signal - send sig through a pidfd. A process that already
+   ended (zombie or reaped) is not an error: returns 0. */
+int mp__pidfd_signal(int pidfd, int sig);
+
+/* mp__pidfd_reap - reap our child behind pidfd if it ended: returns 1 and
+   stores its exit code in *code (status, or -signal), 0 if it still runs
+   (only with nohang), or a negative errno (MP_ECHILD: not our child or
+   already reaped). With nohang 0 it blocks until the child ends. */
+int mp__pidfd_reap(int pidfd, int nohang, int *code);
+
+/* mp__reap_pid - wait for our child pid to end and reap it: 1 with
+ *code, or a negative errno. For children that have no pidfd. */
+int mp__reap_pid(pid_t pid, int *code);
+
+/* mp__reap_any - reap any ended child without blocking: returns its pid
+   with *code set, 0 if none ended, MP_ECHILD if there are no children. */
+pid_t mp__reap_any(int *code);
+
+/* mp__kill_pid - send sig to pid (0 checks existence). */
+int mp__kill_pid(pid_t pid, int sig);
+
+/* mp__getpid, mp__getppid - the obvious; never fail. */
+pid_t mp__getpid(void);
+pid_t mp__getppid(void);
+
+/* mp__set_pdeathsig - ask the kernel to send sig to this process when the
+   thread that created it exits. */
+int mp__set_pdeathsig(int sig);
+
+/* mp__arm_lifeline - make this process receive SIGKILL when every write
+   end of the pipe whose read end is rfd is closed, i.e. when the parent
+   process (the only holder of the write end) is gone, whichever thread
+   started us. rfd is replaced by a private descriptor; returns the new
+   descriptor or a negative errno. */
+int mp__arm_lifeline(int rfd);
+
+/* mp__set_comm - set the kernel's short name of the calling thread (the
+   first 15 bytes of name). Best effort. */
+void mp__set_comm(const char *name);
+
+/* mp__signalfd_chld - block SIGCHLD in the calling thread and return a
+   close-on-exec, non-blocking signalfd for it. */
+int mp__signalfd_chld(void);
+
+/* mp__signalfd_drain - read and discard what is pending on a signalfd. */
+void mp__signalfd_drain(int sfd);
+
+/* mp__unblock_all_signals - empty the calling thread's signal mask. */
+void mp__unblock_all_signals(void);
+
+/* mp__exit_now - leave the process at once with status (no atexit
+   handlers, no stdio flush): the exit of fork children. */
+_Noreturn void mp__exit_now(int status);
+
+/* ---- the machine -------------------------------------------------------
+ */
+
+/* mp__affinity_cpus - the number of CPUs in this process's affinity mask,
+   or a negative errno. */
+int mp__affinity_cpus(void);
+
+/* mp__read_file - read up to len-1 bytes of path into buf, NUL-terminated.
+   Returns the length or a negative errno. */
+ssize_t mp__read_file(const char *path, char *buf, size_t len);
+
+/* mp__self_cmdline - this process's argv read from /proc/self/cmdline:
+   a NULL-terminated malloc'd vector (one allocation; free() it). Returns
+   0 or a negative errno. */
+int mp__self_cmdline(char ***argv);
+
+#endif /* MP_PLATFORM_H */

@@ -1,0 +1,133 @@
+/* bootstrap.c - how a child begins and ends: boot from the environment
+   (spawn, forkserver), tie its life to the parent's, run the target,
+   clean up, exit. */
+#include "process_internal.h"
+
+#include "../platform/platform.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* armed_fd - this process's armed lifeline descriptor (kept open for the
+   life of the process: closing it would disarm it). */
+static int armed_fd = -1;
+
+_Noreturn static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("multiproc: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+    mp__exit_now(MP__EXIT_BOOT);
+}
+
+/* Tie this process to the parent holding the write end of lifeline rfd.
+   When the parent is already gone, die as the lifeline would have. */
+static void arm(int rfd, pid_t parent)
+{
+    if (armed_fd >= 0) {
+        mp__close(armed_fd); /* a fork child's copy of its parent's */
+        armed_fd = -1;
+    }
+    int fd = mp__arm_lifeline(rfd);
+    if (fd == MP_EPIPE)
+        mp__kill_pid(mp__getpid(), SIGKILL);
+    if (fd < 0) {
+        /* No /proc: the parent-death signal, tied to the starting
+           thread, is the best the kernel offers. */
+        mp__set_pdeathsig(SIGKILL);
+    }
+    armed_fd = fd;
+    if (parent != 0 && mp__getppid() != parent)
+        mp__kill_pid(mp__getpid(), SIGKILL);
+}
+
+void mp__child_after_fork(void)
+{
+    arm(mp__g.lifeline_r, 0);
+    /* Our own lifeline for our own children; the parent's read end goes. */
+    if (mp__new_lifeline() != 0) {
+        mp__close(mp__g.lifeline_r);
+        mp__g.lifeline_r = -1;
+    }
+}
+
+_Noreturn void mp__child_run(mp_target_fn fn, void *arg)
+{
+    int rc = fn(arg);
+    mp__process_at_exit();
+    fflush(NULL);
+    mp__exit_now(rc & 0xff);
+}
+
+_Noreturn void mp__child_from_launch(struct mp__launch *L)
+{
+    mp__become(L->name, L->identity, L->parent, L->daemon);
+    mp__g.start = (mp_start_method)L->start;
+    void *addr;
+    if (mp__fnref_resolve(&L->fn, &addr) != 0)
+        die("%s: cannot find its target (object \"%s\", offset %#" PRIx64
+            "): not the same program?",
+            L->name, L->fn.object, L->fn.offset);
+    void *arg = (void *)(uintptr_t)L->arg;
+    if (L->arg_size != 0) {
+        arg = malloc(L->arg_size);
+        if (arg == NULL)
+            die("%s: no memory for a %" PRIu64 "-byte argument", L->name,
+                L->arg_size);
+        memcpy(arg, L->data, L->arg_size);
+    }
+    mp_target_fn fn;
+    memcpy(&fn, &addr, sizeof fn);
+    mp__child_run(fn, arg);
+}
+
+_Noreturn void mp__boot(const char *env)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", env);
+    unsetenv("MP__BOOT"); /* our own children get their own */
+    char role = 0;
+    int memfd = -1, lifeline = -1, ppid = 0, sock = -1;
+    uintptr_t base = 0;
+    size_t size = 0;
+    uint64_t off = 0;
+    if (sscanf(buf, "%c,%d,%" SCNxPTR ",%zx,%" SCNx64 ",%d,%d,%d", &role,
+               &memfd, &base, &size, &off, &lifeline, &ppid, &sock) != 8 ||
+        (role != 'c' && role != 's') || memfd < 0 || lifeline < 0)
+        die("malformed MP__BOOT \"%s\"", buf);
+    mp__set_cloexec(memfd, 1);
+    mp__set_cloexec(lifeline, 1);
+    if (sock >= 0)
+        mp__set_cloexec(sock, 1);
+    arm(lifeline, ppid);
+    mp__close(lifeline);
+    int r = mp__arena_attach(memfd, base, size);
+    if (r != 0)
+        die("cannot map the family arena at %#" PRIxPTR " (%zu bytes): %s",
+            base, size, mp_strerror(r));
+    mp__g.pid = mp__getpid();
+    mp__g.lifeline_r = mp__g.lifeline_w = -1;
+    if ((r = mp__new_lifeline()) != 0)
+        die("lifeline pipe: %s", mp_strerror(r));
+    mp__g.start = MP_START_FORK;
+    mp__g.initialized = 1;
+    mp__register_handlers();
+    if (role == 's') {
+        mp__become("ForkServer", "", ppid, 0);
+        mp__forkserver_serve(sock);
+    }
+    if (off >= size || off + sizeof(struct mp__launch) > size)
+        die("launch block out of the arena");
+    struct mp__launch *L = mp__arena_ptr(off);
+    if (L->magic != MP__LAUNCH_MAGIC)
+        die("bad launch block");
+    mp__child_from_launch(L);
+}

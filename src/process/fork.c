@@ -1,0 +1,22 @@
+/* fork.c - the fork start method: the child is a copy of the caller. */
+#include "process_internal.h"
+
+#include "../platform/platform.h"
+
+int mp__start_fork(mp_process *p)
+{
+    pid_t parent = mp__getpid();
+    pid_t pid = mp__fork();
+    if (pid < 0)
+        return pid;
+    if (pid == 0) {
+        mp__child_after_fork();
+        mp__become(p->name, p->identity, parent, p->daemon);
+        mp__child_run(p->fn, p->arg);
+    }
+    int r = mp__adopt_child(pid, &p->pidfd);
+    if (r != 0)
+        return r;
+    p->pid = pid;
+    return 0;
+}

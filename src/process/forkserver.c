@@ -1,0 +1,297 @@
+/* forkserver.c - the forkserver start method: a small single-threaded
+   server, itself spawned, forks every child, so starting one costs the
+   same whatever the size or the threads of the requesting process. */
+#include "process_internal.h"
+
+#include "../platform/platform.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* fs_req, fs_rep - a start request (the launch block) and its answer,
+   which carries the child's pidfd as SCM_RIGHTS. */
+struct fs_req {
+    uint64_t launch_off;
+};
+struct fs_rep {
+    int32_t err; /* 0 or a negative code */
+    int32_t pid;
+};
+
+/* fs - this process's server, guarded by fs_mu. gen counts the servers
+   started, so a child knows whether its server was replaced. */
+static struct {
+    pid_t owner; /* the process that started it; 0: none */
+    pid_t pid;
+    int sock;
+    int pidfd;
+    unsigned gen;
+} fs = {0, 0, -1, -1, 0};
+static pthread_mutex_t fs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* How long a server has to leave after its socket closed. */
+#define STOP_GRACE_NS 2000000000u
+
+/* Stop the server: close the socket, wait for it, reap it. fs_mu held. */
+static void stop_locked(void)
+{
+    if (fs.owner != mp__getpid() || fs.pidfd < 0)
+        return;
+    mp__close(fs.sock);
+    fs.sock = -1;
+    if (mp__poll_in(fs.pidfd, mp__now_ns() + STOP_GRACE_NS) != 1)
+        mp__pidfd_signal(fs.pidfd, SIGKILL);
+    int code;
+    mp__pidfd_reap(fs.pidfd, 0, &code);
+    mp__close(fs.pidfd);
+    fs.pidfd = -1;
+    fs.owner = 0;
+}
+
+void mp__forkserver_stop(void)
+{
+    pthread_mutex_lock(&fs_mu);
+    stop_locked();
+    pthread_mutex_unlock(&fs_mu);
+}
+
+void mp__forkserver_after_fork(void)
+{
+    pthread_mutex_init(&fs_mu, NULL);
+    mp__close(fs.sock);
+    mp__close(fs.pidfd);
+    fs.sock = fs.pidfd = -1;
+    fs.owner = 0;
+    fs.pid = 0;
+}
+
+/* Start a server for this process. fs_mu held. */
+static int launch_server(void)
+{
+    int sv[2];
+    int r = mp__seqpacket_pair(sv);
+    if (r != 0)
+        return r;
+    char bootvar[192];
+    snprintf(bootvar, sizeof bootvar,
+             "MP__BOOT=s,%d,%" PRIxPTR ",%zx,0,%d,%d,%d", mp__g.arena_fd,
+             (uintptr_t)mp__g.arena, mp__g.arena_size, mp__g.lifeline_r,
+             (int)mp__getpid(), sv[1]);
+    int keep[3] = {mp__g.arena_fd, mp__g.lifeline_r, sv[1]};
+    pid_t pid = mp__spawn_boot(bootvar, keep, 3);
+    mp__close(sv[1]);
+    if (pid < 0 || (r = mp__adopt_child(pid, &fs.pidfd)) != 0) {
+        mp__close(sv[0]);
+        return pid < 0 ? pid : r;
+    }
+    fs.sock = sv[0];
+    fs.pid = pid;
+    fs.owner = mp__getpid();
+    fs.gen++;
+    return 0;
+}
+
+static int server_dead_locked(void)
+{
+    return fs.pidfd < 0 || mp__poll_in(fs.pidfd, 0) == 1;
+}
+
+/* One request and its answer. MP_EPIPE when the server is gone. */
+static int request(uint64_t off, pid_t *pid, int *pidfd)
+{
+    struct fs_req q = {.launch_off = off};
+    int r = mp__send_msg(fs.sock, &q, sizeof q, -1);
+    if (r != 0)
+        return r == MP_ECONNRESET ? MP_EPIPE : r;
+    struct fs_rep a;
+    ssize_t n = mp__recv_msg(fs.sock, &a, sizeof a, pidfd);
+    if (n <= 0)
+        return n == 0 || n == MP_ECONNRESET ? MP_EPIPE : (int)n;
+    if (n != sizeof a || (a.err == 0 && *pidfd < 0)) {
+        mp__close(*pidfd);
+        return MP_EIO;
+    }
+    if (a.err != 0) {
+        mp__close(*pidfd);
+        return a.err;
+    }
+    *pid = a.pid;
+    return 0;
+}
+
+int mp__start_forkserver(mp_process *p)
+{
+    int err = 0;
+    struct mp__launch *L = mp__launch_new(p, &err);
+    if (L == NULL)
+        return err;
+    pid_t pid = 0;
+    int pidfd = -1, r = 0;
+    pthread_mutex_lock(&fs_mu);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (fs.owner != mp__getpid() || server_dead_locked()) {
+            stop_locked();
+            if ((r = launch_server()) != 0)
+                break;
+        }
+        r = request(mp__arena_off(L), &pid, &pidfd);
+        if (r != MP_EPIPE)
+            break;
+        stop_locked(); /* it died under us: one fresh server */
+    }
+    unsigned gen = fs.gen;
+    pthread_mutex_unlock(&fs_mu);
+    if (r != 0) {
+        mp_shared_free(L);
+        return r;
+    }
+    p->pid = pid;
+    p->pidfd = pidfd;
+    p->launch = L;
+    p->fs_gen = gen;
+    return 0;
+}
+
+/* Whether the server that started a child of generation gen is gone. */
+static int server_gone(unsigned gen)
+{
+    pthread_mutex_lock(&fs_mu);
+    int gone =
+        fs.gen != gen || fs.owner != mp__getpid() || server_dead_locked();
+    pthread_mutex_unlock(&fs_mu);
+    return gone;
+}
+
+int mp__fs_wait(mp_process *p, uint64_t dl, int *code)
+{
+    struct mp__launch *L = p->launch;
+    for (;;) {
+        if (__atomic_load_n(&L->done, __ATOMIC_ACQUIRE)) {
+            *code = L->code;
+            return 1;
+        }
+        /* A dead server records nothing; its children die of SIGKILL
+           through their lifeline, which their pidfd then shows. */
+        if (server_gone(p->fs_gen) && mp__poll_in(p->pidfd, 0) == 1 &&
+            !__atomic_load_n(&L->done, __ATOMIC_ACQUIRE)) {
+            *code = -SIGKILL;
+            return 1;
+        }
+        uint64_t now = mp__now_ns();
+        if (now >= dl)
+            return 0;
+        uint64_t slice = now + 50000000u;
+        int r = mp__futex_wait(&L->done, 0, slice < dl ? slice : dl);
+        if (r != 0 && r != MP_ETIMEDOUT && r != MP_EINTR)
+            return r;
+    }
+}
+
+/* ---- the server --------------------------------------------------------
+ */
+
+/* kid - a child of the server and where its end is recorded. */
+struct kid {
+    pid_t pid;
+    struct mp__launch *L;
+};
+
+static void record(struct kid *kids, size_t *n, pid_t pid, int code)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (kids[i].pid != pid)
+            continue;
+        struct mp__launch *L = kids[i].L;
+        L->code = code;
+        __atomic_store_n(&L->done, 1, __ATOMIC_RELEASE);
+        mp__futex_wake(&L->done, INT_MAX);
+        kids[i] = kids[--*n];
+        return;
+    }
+}
+
+static int valid_launch(uint64_t off)
+{
+    if (off < mp__page_size() || off >= mp__g.arena_size ||
+        off + sizeof(struct mp__launch) > mp__g.arena_size)
+        return 0;
+    struct mp__launch *L = mp__arena_ptr(off);
+    return L->magic == MP__LAUNCH_MAGIC;
+}
+
+_Noreturn void mp__forkserver_serve(int sock)
+{
+    mp__set_comm("mp-forkserver");
+    int sfd = mp__signalfd_chld();
+    if (sfd < 0) {
+        fprintf(stderr, "multiproc: forkserver: signalfd: %s\n",
+                mp_strerror(sfd));
+        mp__exit_now(MP__EXIT_BOOT);
+    }
+    struct kid *kids = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int ready = mp__poll_in2(sock, sfd);
+        if (ready < 0)
+            break;
+        if (ready & 2) {
+            mp__signalfd_drain(sfd);
+            int code;
+            pid_t pid;
+            while ((pid = mp__reap_any(&code)) > 0)
+                record(kids, &n, pid, code);
+        }
+        if (!(ready & 1))
+            continue;
+        struct fs_req q;
+        ssize_t got = mp__recv_msg(sock, &q, sizeof q, NULL);
+        if (got <= 0)
+            break; /* the requesting process closed or died */
+        struct fs_rep a = {0, 0};
+        if (got != sizeof q || !valid_launch(q.launch_off)) {
+            a.err = MP_EINVAL;
+            mp__send_msg(sock, &a, sizeof a, -1);
+            continue;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct kid *nk = realloc(kids, nc * sizeof *nk);
+            if (nk == NULL) {
+                a.err = MP_ENOMEM;
+                mp__send_msg(sock, &a, sizeof a, -1);
+                continue;
+            }
+            kids = nk;
+            cap = nc;
+        }
+        struct mp__launch *L = mp__arena_ptr(q.launch_off);
+        pid_t pid = mp__fork();
+        if (pid == 0) {
+            mp__close(sock);
+            mp__close(sfd);
+            free(kids);
+            mp__unblock_all_signals();
+            mp__child_after_fork();
+            mp__child_from_launch(L);
+        }
+        int pidfd = -1;
+        if (pid < 0) {
+            a.err = pid;
+        } else if ((a.err = mp__adopt_child(pid, &pidfd)) == 0) {
+            a.pid = pid;
+            kids[n].pid = pid;
+            kids[n].L = L;
+            n++;
+        }
+        mp__send_msg(sock, &a, sizeof a, pidfd);
+        mp__close(pidfd);
+    }
+    /* Leaving: our children would die with us anyway (lifeline). */
+    for (size_t i = 0; i < n; i++)
+        mp__kill_pid(kids[i].pid, SIGKILL);
+    mp__exit_now(0);
+}

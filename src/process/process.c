@@ -1,0 +1,482 @@
+/* process.c - the mp_process object: creation, start, join, signals,
+   exit codes, the list of children, and what happens at exit. */
+#include "process_internal.h"
+
+#include "../platform/platform.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* self - this process as mp_current_process() shows it. */
+static mp_process self = {.state = MP__P_RUNNING, .is_self = 1, .pidfd = -1};
+
+/* self_parent - the process that started this one; 0 in the main one. */
+static pid_t self_parent;
+
+/* counter - the last N used for a child's default name here. */
+static unsigned counter;
+
+/* children - started, not yet reaped children of this process (and those
+   the user freed while running), guarded by children_mu. */
+static mp_process *children;
+static pthread_mutex_t children_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* How long daemon children get between SIGTERM and SIGKILL at exit. */
+#define DAEMON_GRACE_S 2.0
+
+void mp__process_init_main(void)
+{
+    snprintf(self.name, sizeof self.name, "MainProcess");
+    self.identity[0] = '\0';
+    self.pid = mp__getpid();
+    self_parent = 0;
+}
+
+void mp__become(const char *name, const char *identity, pid_t parent,
+                int daemon)
+{
+    snprintf(self.name, sizeof self.name, "%s", name);
+    snprintf(self.identity, sizeof self.identity, "%s", identity);
+    self.pid = mp__getpid();
+    self.daemon = daemon;
+    self_parent = parent;
+    mp__set_comm(name);
+}
+
+void mp__process_after_fork(void)
+{
+    /* The parent's children are not ours; their objects stay readable in
+       this copy of memory but every call on them answers MP_ECHILD. */
+    pthread_mutex_init(&children_mu, NULL);
+    children = NULL;
+    counter = 0;
+    self.pid = mp__getpid();
+    mp__forkserver_after_fork();
+}
+
+mp_process *mp_current_process(void)
+{
+    return mp__g.initialized ? &self : NULL;
+}
+
+pid_t mp_parent_pid(void)
+{
+    return self_parent;
+}
+
+int mp_process_new(mp_process **out, mp_target_fn fn, void *arg,
+                   const mp_process_opts *opts)
+{
+    if (out == NULL || fn == NULL)
+        return MP_EINVAL;
+    int r = mp__require_init();
+    if (r != 0)
+        return r;
+    mp_process_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if ((unsigned)o.start > MP_START_FORKSERVER)
+        return MP_EINVAL;
+    if (o.name != NULL && strlen(o.name) > MP__NAME_MAX)
+        return MP_ENAMETOOLONG;
+    mp_process *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return MP_ENOMEM;
+    p->state = MP__P_NEW;
+    p->pidfd = -1;
+    p->fn = fn;
+    p->arg = arg;
+    p->arg_size = o.arg_size;
+    p->daemon = o.daemon != 0;
+    p->method = o.start;
+    unsigned n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    if (self.identity[0] != '\0')
+        snprintf(p->identity, sizeof p->identity, "%.*s:%u",
+                 (int)sizeof p->identity - 12, self.identity, n);
+    else
+        snprintf(p->identity, sizeof p->identity, "%u", n);
+    if (o.name != NULL)
+        memcpy(p->name, o.name, strlen(o.name) + 1);
+    else
+        snprintf(p->name, sizeof p->name, "Process-%s", p->identity);
+    *out = p;
+    return 0;
+}
+
+static void list_add(mp_process *p)
+{
+    p->prev = NULL;
+    p->next = children;
+    if (children != NULL)
+        children->prev = p;
+    children = p;
+    p->registered = 1;
+}
+
+static void list_del(mp_process *p)
+{
+    if (!p->registered)
+        return;
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        children = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+    p->registered = 0;
+}
+
+static void release(mp_process *p)
+{
+    list_del(p);
+    if (p->owner == mp__getpid() && p->launch != NULL) {
+        /* Only the starter owns the block; a fork child that frees its
+           copy of a parent's object must not touch it. */
+        mp_shared_free(p->launch);
+    }
+    mp__close(p->pidfd);
+    free(p);
+}
+
+/* The child ended with code: record it. Called with children_mu held. */
+static void ended(mp_process *p, int code)
+{
+    p->exitcode = code;
+    p->state = MP__P_ENDED;
+    if (p->launch != NULL) {
+        mp_shared_free(p->launch);
+        p->launch = NULL;
+    }
+    list_del(p);
+}
+
+/* Wait until running child p ends, at most until dl (0: just look).
+   Returns 1 with *code, 0 if still running, or a negative code. Called
+   with p->wait_mu held, which serialises waits on one child only. */
+static int wait_end(mp_process *p, uint64_t dl, int *code)
+{
+    int r;
+    if (p->method == MP_START_FORKSERVER) {
+        /* Its pidfd says when it ended; the server records the code a
+           moment later: worth waiting for even when asked not to wait. */
+        if (dl == 0 && mp__poll_in(p->pidfd, 0) == 1)
+            dl = mp__now_ns() + 1000000000u;
+        return mp__fs_wait(p, dl, code);
+    }
+    if (dl == MP__NO_DEADLINE)
+        return mp__pidfd_reap(p->pidfd, 0, code);
+    r = mp__pidfd_reap(p->pidfd, 1, code);
+    if (r == 0 && dl != 0) {
+        r = mp__poll_in(p->pidfd, dl);
+        if (r == 1)
+            r = mp__pidfd_reap(p->pidfd, 0, code);
+    }
+    return r;
+}
+
+/* wait_end, then record an end; with p->wait_mu held. */
+static int observe(mp_process *p, uint64_t dl)
+{
+    if (p->state == MP__P_ENDED)
+        return 1;
+    int code = 0;
+    int r = wait_end(p, dl, &code);
+    if (r == 1) {
+        pthread_mutex_lock(&children_mu);
+        ended(p, code);
+        pthread_mutex_unlock(&children_mu);
+    }
+    return r;
+}
+
+/* Reject calls about a process that is not a child of ours. */
+static int check_child(const mp_process *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->is_self)
+        return MP_EINVAL;
+    if (p->state == MP__P_NEW)
+        return MP_ESTATE;
+    if (p->owner != mp__getpid())
+        return MP_ECHILD;
+    return 0;
+}
+
+static int children_autoreaped(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGCHLD, NULL, &sa) != 0)
+        return 0;
+    return sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT);
+}
+
+int mp_process_start(mp_process *p)
+{
+    if (p == NULL || p->is_self)
+        return MP_EINVAL;
+    int r = mp__require_init();
+    if (r != 0)
+        return r;
+    if (p->state != MP__P_NEW)
+        return MP_ESTATE;
+    /* With SIGCHLD ignored the kernel reaps children by itself and no
+       exit code could ever be learned. */
+    if (children_autoreaped())
+        return MP_ECHILD;
+    if (mp__g.lifeline_w < 0 && (r = mp__new_lifeline()) != 0)
+        return r;
+    mp_start_method asked = p->method;
+    p->method = asked == MP_START_DEFAULT ? mp__g.start : asked;
+    switch (p->method) {
+    case MP_START_FORK:
+        r = mp__start_fork(p);
+        break;
+    case MP_START_SPAWN:
+        r = mp__start_spawn(p);
+        break;
+    default:
+        r = mp__start_forkserver(p);
+        break;
+    }
+    if (r != 0) {
+        p->method = asked;
+        return r;
+    }
+    pthread_mutex_init(&p->wait_mu, NULL);
+    p->owner = mp__getpid();
+    p->state = MP__P_RUNNING;
+    pthread_mutex_lock(&children_mu);
+    list_add(p);
+    pthread_mutex_unlock(&children_mu);
+    return 0;
+}
+
+int mp_process_join(mp_process *p, double timeout)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->is_self)
+        return MP_EDEADLK;
+    uint64_t dl;
+    int r = mp__deadline(timeout, &dl);
+    if (r != 0)
+        return r;
+    if ((r = check_child(p)) != 0)
+        return r;
+    if (p->state == MP__P_ENDED)
+        return 0;
+    pthread_mutex_lock(&p->wait_mu);
+    r = observe(p, dl);
+    pthread_mutex_unlock(&p->wait_mu);
+    if (r == 1)
+        return 0;
+    return r == 0 ? MP_ETIMEDOUT : r;
+}
+
+/* Look at p's end without waiting: 1 ended, 0 running (also while another
+   thread waits on it), or a negative code. */
+static int poll_end(mp_process *p)
+{
+    if (p->state != MP__P_RUNNING)
+        return p->state == MP__P_ENDED;
+    if (pthread_mutex_trylock(&p->wait_mu) != 0)
+        return 0;
+    int r = observe(p, 0);
+    pthread_mutex_unlock(&p->wait_mu);
+    return r;
+}
+
+int mp_process_is_alive(mp_process *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->is_self)
+        return 1;
+    if (p->state == MP__P_NEW)
+        return 0;
+    if (p->owner != mp__getpid())
+        return MP_ECHILD;
+    int r = poll_end(p);
+    return r < 0 ? r : !r;
+}
+
+static int send_signal(mp_process *p, int sig)
+{
+    int r = check_child(p);
+    if (r != 0)
+        return r;
+    if (p->state == MP__P_ENDED)
+        return 0;
+    return mp__pidfd_signal(p->pidfd, sig);
+}
+
+int mp_process_terminate(mp_process *p)
+{
+    return send_signal(p, SIGTERM);
+}
+
+int mp_process_kill(mp_process *p)
+{
+    return send_signal(p, SIGKILL);
+}
+
+int mp_process_exitcode(const mp_process *cp, int *code)
+{
+    mp_process *p = (mp_process *)cp; /* observing an end updates p */
+    if (p == NULL || code == NULL)
+        return MP_EINVAL;
+    if (p->is_self)
+        return MP_EBUSY;
+    if (p->state == MP__P_NEW)
+        return MP_ESTATE;
+    if (p->state == MP__P_RUNNING) {
+        if (p->owner != mp__getpid())
+            return MP_ECHILD;
+        int r = poll_end(p);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return MP_EBUSY;
+    }
+    *code = p->exitcode;
+    return 0;
+}
+
+pid_t mp_process_pid(const mp_process *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->is_self)
+        return mp__getpid();
+    return p->pid;
+}
+
+const char *mp_process_name(const mp_process *p)
+{
+    return p == NULL ? NULL : p->name;
+}
+
+int mp_process_daemon(const mp_process *p)
+{
+    return p == NULL ? MP_EINVAL : p->daemon;
+}
+
+int mp_process_sentinel(const mp_process *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->is_self || p->state == MP__P_NEW)
+        return MP_ESTATE;
+    return p->pidfd;
+}
+
+int mp_process_close(mp_process *p)
+{
+    if (p == NULL || p->is_self)
+        return MP_EINVAL;
+    if (p->state == MP__P_RUNNING && p->owner == mp__getpid()) {
+        int r = poll_end(p);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return MP_EBUSY;
+    }
+    pthread_mutex_lock(&children_mu);
+    release(p);
+    pthread_mutex_unlock(&children_mu);
+    return 0;
+}
+
+void mp_process_free(mp_process *p)
+{
+    if (p == NULL || p->is_self)
+        return;
+    if (p->state == MP__P_RUNNING && p->owner == mp__getpid() &&
+        poll_end(p) == 0) {
+        pthread_mutex_lock(&children_mu);
+        p->detached = 1;
+        pthread_mutex_unlock(&children_mu);
+        return;
+    }
+    pthread_mutex_lock(&children_mu);
+    release(p);
+    pthread_mutex_unlock(&children_mu);
+}
+
+int mp_active_children(mp_process **out, size_t cap)
+{
+    if (out == NULL && cap > 0)
+        return MP_EINVAL;
+    size_t n = 0;
+    pthread_mutex_lock(&children_mu);
+    mp_process *p = children;
+    while (p != NULL) {
+        mp_process *next = p->next;
+        int code = 0, r = 0;
+        /* A child another thread is waiting on counts as running. */
+        if (pthread_mutex_trylock(&p->wait_mu) == 0) {
+            r = p->state == MP__P_RUNNING ? wait_end(p, 0, &code) : 1;
+            if (r == 1 && p->state == MP__P_RUNNING)
+                ended(p, code);
+            pthread_mutex_unlock(&p->wait_mu);
+        }
+        if (r == 1) {
+            if (p->detached)
+                release(p);
+        } else if (!p->detached) {
+            if (n < cap)
+                out[n] = p;
+            n++;
+        }
+        p = next;
+    }
+    pthread_mutex_unlock(&children_mu);
+    return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
+}
+
+/* The next child of ours still to be waited for at exit, or NULL. */
+static mp_process *next_to_reap(pid_t me)
+{
+    pthread_mutex_lock(&children_mu);
+    while (children != NULL &&
+           (children->owner != me || children->state != MP__P_RUNNING))
+        list_del(children);
+    mp_process *p = children;
+    pthread_mutex_unlock(&children_mu);
+    return p;
+}
+
+void mp__process_at_exit(void)
+{
+    pid_t me = mp__getpid();
+    pthread_mutex_lock(&children_mu);
+    for (mp_process *p = children; p != NULL; p = p->next)
+        if (p->daemon && p->owner == me && p->state == MP__P_RUNNING)
+            mp__pidfd_signal(p->pidfd, SIGTERM);
+    pthread_mutex_unlock(&children_mu);
+    uint64_t grace = mp__now_ns() + (uint64_t)(DAEMON_GRACE_S * 1e9);
+    mp_process *p;
+    while ((p = next_to_reap(me)) != NULL) {
+        /* Python joins every child; a daemon that ignores SIGTERM is
+           killed after a grace period rather than hanging the exit. */
+        pthread_mutex_lock(&p->wait_mu);
+        int r = observe(p, p->daemon ? grace : MP__NO_DEADLINE);
+        if (r == 0) {
+            mp__pidfd_signal(p->pidfd, SIGKILL);
+            r = observe(p, MP__NO_DEADLINE);
+        }
+        pthread_mutex_unlock(&p->wait_mu);
+        pthread_mutex_lock(&children_mu);
+        if (r != 1)
+            list_del(p);
+        if (p->detached)
+            release(p);
+        pthread_mutex_unlock(&children_mu);
+    }
+    mp__forkserver_stop();
+}

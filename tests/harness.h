@@ -1,0 +1,28 @@
+/* harness.h - the shared main() of the test programs: one test per
+   process, then checks that nothing was left behind. */
+#ifndef MP_TEST_HARNESS_H
+#define MP_TEST_HARNESS_H
+
+#include <check.h>
+
+#include "multiproc.h"
+
+/* mp_test_suite - the tests of one test program (each file defines it). */
+Suite *mp_test_suite(void);
+
+/* mp_test_add - add test t to s in a test case of its own name, so that
+   CTest can run it alone ("prog name"). */
+#define mp_test_add(s, t) mp_test_add_(s, t, #t)
+void mp_test_add_(Suite *s, const TTest *t, const char *name);
+
+/* mp_test_methods - the three start methods, for loop tests. */
+extern const mp_start_method mp_test_methods[3];
+
+/* mp_test_wait_gone - wait up to timeout seconds for pid (not our child)
+   to disappear; 1 if it did. */
+int mp_test_wait_gone(pid_t pid, double timeout);
+
+/* mp_test_now - CLOCK_MONOTONIC seconds. */
+double mp_test_now(void);
+
+#endif

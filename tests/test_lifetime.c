@@ -1,0 +1,240 @@
+/* test_lifetime.c - children die with their parent, daemon children are
+   terminated and the others joined at exit. */
+#include "harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* family - what a middle process tells the test through the arena. */
+struct family {
+    int method; /* how the middle starts the grandchild */
+    volatile pid_t grandchild;
+    volatile int done;  /* set by a grandchild that finished its sleep */
+    volatile int ready; /* set by a grandchild once its handlers are set */
+    double sleep;       /* how long the grandchild sleeps */
+    int daemon;         /* whether the grandchild is a daemon */
+    int ignore_term;    /* the grandchild ignores SIGTERM */
+    int use_exit;       /* the middle leaves through exit() */
+};
+
+static int t_grandchild(void *arg)
+{
+    struct family *f = arg;
+    if (f->ignore_term)
+        signal(SIGTERM, SIG_IGN);
+    f->ready = 1;
+    sleep_s(f->sleep);
+    f->done = 1;
+    return 0;
+}
+
+static int t_middle(void *arg)
+{
+    struct family *f = arg;
+    mp_process *p;
+    mp_process_opts o = {.start = (mp_start_method)f->method,
+                         .daemon = f->daemon};
+    if (mp_process_new(&p, t_grandchild, f, &o) != 0 ||
+        mp_process_start(p) != 0)
+        return 1;
+    f->grandchild = mp_process_pid(p);
+    for (int i = 0; i < 10000 && f->ignore_term && !f->ready; i++)
+        sleep_s(0.001);
+    if (f->use_exit)
+        exit(0);
+    return 0; /* without joining: the exit handling must */
+}
+
+static int t_middle_then_sleep(void *arg)
+{
+    t_middle(arg);
+    sleep_s(60);
+    return 0;
+}
+
+/* Wait for a pid to be set in shared memory. */
+static pid_t wait_pid_set(volatile pid_t *where)
+{
+    for (int i = 0; i < 3000 && *where == 0; i++)
+        sleep_s(0.001);
+    return *where;
+}
+
+/* The grandchild became our child when its parent died (we are a
+   subreaper in tests): reap it once it is gone. */
+static int reap_orphan(pid_t pid, double timeout)
+{
+    double end = mp_test_now() + timeout;
+    while (mp_test_now() < end) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return 1;
+        if (r < 0 && errno == ECHILD)
+            return mp_test_wait_gone(pid, end - mp_test_now());
+        sleep_s(0.005);
+    }
+    return 0;
+}
+
+START_TEST(children_die_with_killed_parent)
+{
+    for (int k = 0; k < 3; k++) {
+        for (int mid = 0; mid < 3; mid++) {
+            struct family *f = mp_shared_alloc(sizeof *f);
+            f->method = (int)mp_test_methods[k];
+            f->sleep = 60;
+            mp_process *p;
+            mp_process_opts o = {.start = mp_test_methods[mid]};
+            ck_assert_int_eq(mp_process_new(&p, t_middle_then_sleep, f, &o), 0);
+            ck_assert_int_eq(mp_process_start(p), 0);
+            pid_t g = wait_pid_set(&f->grandchild);
+            ck_assert_int_gt(g, 0);
+            double t0 = mp_test_now();
+            ck_assert_int_eq(mp_process_kill(p), 0);
+            ck_assert_int_eq(mp_process_join(p, 10), 0);
+            ck_assert_msg(reap_orphan(g, 5), "grandchild %d survived", g);
+            ck_assert(mp_test_now() - t0 < 1.0);
+            ck_assert_int_eq(f->done, 0);
+            mp_process_free(p);
+            mp_shared_free(f);
+        }
+    }
+}
+END_TEST
+
+START_TEST(exit_joins_non_daemon_children)
+{
+    for (int k = 0; k < 3; k++) {
+        for (int use_exit = 0; use_exit < 2; use_exit++) {
+            struct family *f = mp_shared_alloc(sizeof *f);
+            f->method = (int)mp_test_methods[k];
+            f->sleep = 0.3;
+            f->use_exit = use_exit;
+            mp_process *p;
+            mp_process_opts o = {.start = MP_START_FORK};
+            ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
+            double t0 = mp_test_now();
+            ck_assert_int_eq(mp_process_start(p), 0);
+            ck_assert_int_eq(mp_process_join(p, 30), 0);
+            double el = mp_test_now() - t0;
+            /* The middle returned at once but waited for its child. */
+            ck_assert_int_eq(f->done, 1);
+            ck_assert_msg(el >= 0.3, "middle ended after %.3f s", el);
+            int code;
+            mp_process_exitcode(p, &code);
+            ck_assert_int_eq(code, 0);
+            mp_process_free(p);
+            mp_shared_free(f);
+        }
+    }
+}
+END_TEST
+
+START_TEST(exit_terminates_daemon_children)
+{
+    for (int k = 0; k < 3; k++) {
+        struct family *f = mp_shared_alloc(sizeof *f);
+        f->method = (int)mp_test_methods[k];
+        f->sleep = 60;
+        f->daemon = 1;
+        mp_process *p;
+        mp_process_opts o = {.start = MP_START_FORK};
+        ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_process_start(p), 0);
+        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        ck_assert(mp_test_now() - t0 < 2.0);
+        pid_t g = f->grandchild;
+        ck_assert_int_gt(g, 0);
+        ck_assert_int_eq(mp_test_wait_gone(g, 5), 1);
+        ck_assert_int_eq(f->done, 0);
+        mp_process_free(p);
+        mp_shared_free(f);
+    }
+}
+END_TEST
+
+START_TEST(daemon_ignoring_sigterm_is_killed)
+{
+    struct family *f = mp_shared_alloc(sizeof *f);
+    f->method = MP_START_FORK;
+    f->sleep = 60;
+    f->daemon = 1;
+    f->ignore_term = 1;
+    mp_process *p;
+    mp_process_opts o = {.start = MP_START_FORK};
+    ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
+    double t0 = mp_test_now();
+    ck_assert_int_eq(mp_process_start(p), 0);
+    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    double el = mp_test_now() - t0;
+    ck_assert_msg(el >= 1.5 && el < 10, "took %.3f s", el);
+    ck_assert_int_eq(mp_test_wait_gone(f->grandchild, 5), 1);
+    mp_process_free(p);
+    mp_shared_free(f);
+}
+END_TEST
+
+START_TEST(main_return_runs_exit_handling)
+{
+    /* A real program returning from main: exit_main starts a daemon and
+       a non-daemon child and returns. */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(EXIT_MAIN_PATH, EXIT_MAIN_PATH, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[512] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    int dpid = 0, npid = 0;
+    ck_assert_ptr_nonnull(strstr(buf, "daemon "));
+    sscanf(strstr(buf, "daemon "), "daemon %d", &dpid);
+    sscanf(strstr(buf, "worker "), "worker %d", &npid);
+    ck_assert_int_gt(dpid, 0);
+    ck_assert_ptr_nonnull(strstr(buf, "worker finished"));
+    ck_assert_ptr_nonnull(strstr(buf, "main returned"));
+    /* The worker finished before the program ended; the daemon died. */
+    ck_assert(strstr(buf, "main returned") < strstr(buf, "worker finished"));
+    ck_assert_int_eq(mp_test_wait_gone(dpid, 5), 1);
+    ck_assert_int_eq(mp_test_wait_gone(npid, 5), 1);
+}
+END_TEST
+
+Suite *mp_test_suite(void)
+{
+    Suite *s = suite_create("lifetime");
+    mp_test_add(s, children_die_with_killed_parent);
+    mp_test_add(s, exit_joins_non_daemon_children);
+    mp_test_add(s, exit_terminates_daemon_children);
+    mp_test_add(s, daemon_ignoring_sigterm_is_killed);
+    mp_test_add(s, main_return_runs_exit_handling);
+    return s;
+}

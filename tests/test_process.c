@@ -1,0 +1,709 @@
+/* test_process.c - mp_process under every start method: exit codes, join,
+   signals, names, sentinels, bad inputs; after CPython's
+   _test_multiprocessing process tests. */
+#include "harness.h"
+
+#include "../src/process/process_internal.h"
+
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static int t_exit(void *arg)
+{
+    return *(int *)arg;
+}
+
+static int t_sleep(void *arg)
+{
+    sleep_s(*(double *)arg);
+    return 0;
+}
+
+static int t_segv(void *arg)
+{
+    (void)arg;
+    /* Sanitizer runtimes catch SIGSEGV; the test is about the kernel's
+       verdict reaching the parent, so restore the default first. */
+    signal(SIGSEGV, SIG_DFL);
+    volatile int *volatile p = NULL;
+    *p = 1;
+    return 0;
+}
+
+static int t_abort(void *arg)
+{
+    (void)arg;
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
+static int t_raise(void *arg)
+{
+    raise(*(int *)arg);
+    sleep_s(10);
+    return 0;
+}
+
+static int t_call_exit(void *arg)
+{
+    exit(*(int *)arg);
+}
+
+static int start_one(mp_process **p, mp_target_fn fn, void *arg, size_t sz,
+                     mp_start_method m)
+{
+    mp_process_opts o = {.start = m, .arg_size = sz};
+    int r = mp_process_new(p, fn, arg, &o);
+    if (r != 0)
+        return r;
+    return mp_process_start(*p);
+}
+
+static int run_for_code(mp_target_fn fn, void *arg, size_t sz,
+                        mp_start_method m)
+{
+    mp_process *p;
+    ck_assert_int_eq(start_one(&p, fn, arg, sz, m), 0);
+    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    int code = 12345;
+    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    mp_process_free(p);
+    return code;
+}
+
+START_TEST(exit_status_every_method)
+{
+    static const int codes[] = {0, 1, 7, 255};
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+            int c = codes[i];
+            ck_assert_int_eq(
+                run_for_code(t_exit, &c, sizeof c, mp_test_methods[k]), c);
+        }
+    }
+}
+END_TEST
+
+START_TEST(exit_by_signal_every_method)
+{
+    for (int k = 0; k < 3; k++) {
+        mp_start_method m = mp_test_methods[k];
+        ck_assert_int_eq(run_for_code(t_segv, NULL, 0, m), -SIGSEGV);
+        ck_assert_int_eq(run_for_code(t_abort, NULL, 0, m), -SIGABRT);
+        int s = SIGKILL;
+        ck_assert_int_eq(run_for_code(t_raise, &s, sizeof s, m), -SIGKILL);
+        s = SIGTERM;
+        ck_assert_int_eq(run_for_code(t_raise, &s, sizeof s, m), -SIGTERM);
+    }
+}
+END_TEST
+
+START_TEST(exit_call_in_target)
+{
+    for (int k = 0; k < 3; k++) {
+        int c = 3;
+        ck_assert_int_eq(
+            run_for_code(t_call_exit, &c, sizeof c, mp_test_methods[k]), 3);
+    }
+}
+END_TEST
+
+START_TEST(terminate_and_kill)
+{
+    for (int k = 0; k < 3; k++) {
+        double s = 30;
+        mp_process *a, *b;
+        ck_assert_int_eq(
+            start_one(&a, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        ck_assert_int_eq(
+            start_one(&b, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        ck_assert_int_eq(mp_process_is_alive(a), 1);
+        int code;
+        ck_assert_int_eq(mp_process_exitcode(a, &code), MP_EBUSY);
+        ck_assert_int_eq(mp_process_terminate(a), 0);
+        ck_assert_int_eq(mp_process_kill(b), 0);
+        ck_assert_int_eq(mp_process_join(a, 10), 0);
+        ck_assert_int_eq(mp_process_join(b, 10), 0);
+        ck_assert_int_eq(mp_process_exitcode(a, &code), 0);
+        ck_assert_int_eq(code, -SIGTERM);
+        ck_assert_int_eq(mp_process_exitcode(b, &code), 0);
+        ck_assert_int_eq(code, -SIGKILL);
+        ck_assert_int_eq(mp_process_is_alive(a), 0);
+        /* Signalling an ended child is a no-op, like Python. */
+        ck_assert_int_eq(mp_process_terminate(a), 0);
+        ck_assert_int_eq(mp_process_kill(b), 0);
+        /* join again returns at once */
+        ck_assert_int_eq(mp_process_join(a, 0), 0);
+        mp_process_free(a);
+        mp_process_free(b);
+    }
+}
+END_TEST
+
+START_TEST(join_timeout_honoured)
+{
+    for (int k = 0; k < 3; k++) {
+        double s = 30;
+        mp_process *p;
+        ck_assert_int_eq(
+            start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_process_join(p, 0), MP_ETIMEDOUT);
+        ck_assert(mp_test_now() - t0 < 0.05);
+        t0 = mp_test_now();
+        ck_assert_int_eq(mp_process_join(p, 0.2), MP_ETIMEDOUT);
+        double el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.2 && el < 1.0, "join(0.2) took %.3f s", el);
+        ck_assert_int_eq(mp_process_join(p, NAN), MP_EINVAL);
+        ck_assert_int_eq(mp_process_kill(p), 0);
+        ck_assert_int_eq(mp_process_join(p, MP_FOREVER), 0);
+        mp_process_free(p);
+    }
+}
+END_TEST
+
+START_TEST(join_waits_for_end)
+{
+    for (int k = 0; k < 3; k++) {
+        double s = 0.3;
+        mp_process *p;
+        double t0 = mp_test_now();
+        ck_assert_int_eq(
+            start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        ck_assert_int_eq(mp_process_join(p, MP_FOREVER), 0);
+        double el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.3 && el < 5, "took %.3f", el);
+        int code;
+        ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+        ck_assert_int_eq(code, 0);
+        mp_process_free(p);
+    }
+}
+END_TEST
+
+/* seen - what a child reports about itself through the arena. */
+struct seen {
+    char name[256];
+    pid_t pid;
+    pid_t parent;
+    int daemon;
+    int value;
+};
+
+static int t_report(void *arg)
+{
+    struct seen *s = arg;
+    mp_process *me = mp_current_process();
+    snprintf(s->name, sizeof s->name, "%s", mp_process_name(me));
+    s->pid = mp_process_pid(me);
+    s->parent = mp_parent_pid();
+    s->daemon = mp_process_daemon(me);
+    return 0;
+}
+
+START_TEST(names_pids_and_parent)
+{
+    struct seen *s = mp_shared_alloc(sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    for (int k = 0; k < 3; k++) {
+        mp_process *p, *q;
+        mp_process_opts o = {.start = mp_test_methods[k]};
+        ck_assert_int_eq(mp_process_new(&p, t_report, s, &o), 0);
+        ck_assert_int_eq(mp_process_pid(p), 0);
+        const char *name = mp_process_name(p);
+        ck_assert_int_eq(strncmp(name, "Process-", 8), 0);
+        int n = atoi(name + 8);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(mp_process_new(&q, t_report, s, &o), 0);
+        ck_assert_int_eq(atoi(mp_process_name(q) + 8), n + 1);
+        mp_process_free(q);
+        ck_assert_int_eq(mp_process_start(p), 0);
+        ck_assert_int_gt(mp_process_pid(p), 0);
+        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        ck_assert_str_eq(s->name, name);
+        ck_assert_int_eq(s->pid, mp_process_pid(p));
+        ck_assert_int_eq(s->parent, getpid());
+        ck_assert_int_eq(s->daemon, 0);
+        mp_process_free(p);
+
+        o.name = "worker-α";
+        o.daemon = 1;
+        ck_assert_int_eq(mp_process_new(&p, t_report, s, &o), 0);
+        ck_assert_str_eq(mp_process_name(p), "worker-α");
+        ck_assert_int_eq(mp_process_daemon(p), 1);
+        ck_assert_int_eq(mp_process_start(p), 0);
+        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        ck_assert_str_eq(s->name, "worker-α");
+        ck_assert_int_eq(s->daemon, 1);
+        mp_process_free(p);
+    }
+    mp_shared_free(s);
+}
+END_TEST
+
+START_TEST(current_process_is_main)
+{
+    mp_process *me = mp_current_process();
+    ck_assert_ptr_nonnull(me);
+    ck_assert_str_eq(mp_process_name(me), "MainProcess");
+    ck_assert_int_eq(mp_process_pid(me), getpid());
+    ck_assert_int_eq(mp_parent_pid(), 0);
+    ck_assert_int_eq(mp_process_is_alive(me), 1);
+    ck_assert_int_eq(mp_process_join(me, 0), MP_EDEADLK);
+    ck_assert_int_eq(mp_process_terminate(me), MP_EINVAL);
+    ck_assert_int_eq(mp_process_kill(me), MP_EINVAL);
+    ck_assert_int_eq(mp_process_start(me), MP_EINVAL);
+    ck_assert_int_eq(mp_process_sentinel(me), MP_ESTATE);
+    ck_assert_int_eq(mp_process_close(me), MP_EINVAL);
+    int code;
+    ck_assert_int_eq(mp_process_exitcode(me, &code), MP_EBUSY);
+    mp_process_free(me); /* a no-op */
+    ck_assert_ptr_eq(mp_current_process(), me);
+}
+END_TEST
+
+/* Nested children: the grandchild is "Process-N:1" and its parent is
+   the child (CPython's test_recursion). */
+static int t_nested(void *arg)
+{
+    struct seen *s = arg;
+    mp_process *p;
+    mp_process_opts o = {.start = (mp_start_method)s[0].value};
+    if (mp_process_new(&p, t_report, &s[1], &o) != 0 ||
+        mp_process_start(p) != 0 || mp_process_join(p, 30) != 0)
+        return 1;
+    int code = -1;
+    mp_process_exitcode(p, &code);
+    mp_process_free(p);
+    t_report(&s[0]);
+    return code;
+}
+
+START_TEST(nested_children)
+{
+    struct seen *s = mp_shared_alloc(2 * sizeof *s);
+    for (int k = 0; k < 3; k++) {
+        for (int j = 0; j < 3; j++) {
+            memset(s, 0, 2 * sizeof *s);
+            s[0].value = (int)mp_test_methods[j];
+            mp_process *p;
+            mp_process_opts o = {.start = mp_test_methods[k]};
+            ck_assert_int_eq(mp_process_new(&p, t_nested, s, &o), 0);
+            ck_assert_int_eq(mp_process_start(p), 0);
+            ck_assert_int_eq(mp_process_join(p, 60), 0);
+            int code;
+            ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+            ck_assert_int_eq(code, 0);
+            char want[300];
+            snprintf(want, sizeof want, "%s:1", mp_process_name(p));
+            ck_assert_str_eq(s[1].name, want);
+            ck_assert_int_eq(s[1].parent, mp_process_pid(p));
+            ck_assert_int_eq(s[0].pid, mp_process_pid(p));
+            mp_process_free(p);
+        }
+    }
+    mp_shared_free(s);
+}
+END_TEST
+
+START_TEST(sentinel_polls_at_end)
+{
+    for (int k = 0; k < 3; k++) {
+        double s = 0.3;
+        mp_process *p;
+        mp_process_opts o = {.start = mp_test_methods[k], .arg_size = sizeof s};
+        ck_assert_int_eq(mp_process_new(&p, t_sleep, &s, &o), 0);
+        ck_assert_int_eq(mp_process_sentinel(p), MP_ESTATE);
+        ck_assert_int_eq(mp_process_start(p), 0);
+        int fd = mp_process_sentinel(p);
+        ck_assert_int_ge(fd, 0);
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ck_assert_int_eq(poll(&pf, 1, 0), 0);
+        ck_assert_int_eq(poll(&pf, 1, 10000), 1);
+        int code;
+        /* Ended per the sentinel: the exit code is there at once. */
+        ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+        ck_assert_int_eq(code, 0);
+        ck_assert_int_eq(mp_process_join(p, 0), 0);
+        ck_assert_int_eq(poll(&pf, 1, 0), 1); /* stays readable */
+        mp_process_free(p);
+    }
+}
+END_TEST
+
+START_TEST(active_children_reaps)
+{
+    ck_assert_int_eq(mp_active_children(NULL, 0), 0);
+    mp_process *p[3];
+    double s = 30, q = 0;
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(
+            start_one(&p[k], t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+    mp_process *quick;
+    ck_assert_int_eq(start_one(&quick, t_sleep, &q, sizeof q, MP_START_FORK),
+                     0);
+    ck_assert_int_eq(mp_test_wait_gone(mp_process_pid(quick), 10), 1);
+    mp_process *out[8];
+    ck_assert_int_eq(mp_active_children(out, 8), 3);
+    for (int k = 0; k < 3; k++) {
+        int found = 0;
+        for (int i = 0; i < 3; i++)
+            found += out[i] == p[k];
+        ck_assert_int_eq(found, 1);
+    }
+    /* The quick one was reaped as a side effect. */
+    int code;
+    ck_assert_int_eq(mp_process_exitcode(quick, &code), 0);
+    ck_assert_int_eq(mp_active_children(out, 1), 3); /* count beyond cap */
+    ck_assert_int_eq(mp_active_children(NULL, 1), MP_EINVAL);
+    for (int k = 0; k < 3; k++) {
+        mp_process_kill(p[k]);
+        mp_process_join(p[k], 10);
+        mp_process_free(p[k]);
+    }
+    mp_process_free(quick);
+    ck_assert_int_eq(mp_active_children(NULL, 0), 0);
+}
+END_TEST
+
+/* blob - a struct argument copied by value. */
+struct blob {
+    int a;
+    char text[40];
+};
+
+static int t_check_blob(void *arg)
+{
+    struct blob *b = arg;
+    return b->a == 41 && strcmp(b->text, "bytes") == 0 ? 0 : 1;
+}
+
+START_TEST(arguments_travel)
+{
+    /* arg_size bytes are copied at start: the child sees them as they
+       were then, whatever the parent does next. */
+    for (int k = 0; k < 3; k++) {
+        struct blob b = {41, "bytes"};
+        mp_process *p;
+        ck_assert_int_eq(
+            start_one(&p, t_check_blob, &b, sizeof b, mp_test_methods[k]), 0);
+        b.a = 0;
+        strcpy(b.text, "changed");
+        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        int code;
+        ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+        ck_assert_int_eq(code, 0);
+        mp_process_free(p);
+    }
+    /* A private pointer without arg_size cannot reach a fresh process. */
+    mp_process *p;
+    int priv = 1;
+    mp_process_opts o = {.start = MP_START_SPAWN};
+    ck_assert_int_eq(mp_process_new(&p, t_exit, &priv, &o), 0);
+    ck_assert_int_eq(mp_process_start(p), MP_EINVAL);
+    mp_process_free(p);
+    o.start = MP_START_FORKSERVER;
+    ck_assert_int_eq(mp_process_new(&p, t_exit, &priv, &o), 0);
+    ck_assert_int_eq(mp_process_start(p), MP_EINVAL);
+    mp_process_free(p);
+    /* Under fork it is the child's copy of the parent's memory. */
+    o.start = MP_START_FORK;
+    ck_assert_int_eq(mp_process_new(&p, t_exit, &priv, &o), 0);
+    ck_assert_int_eq(mp_process_start(p), 0);
+    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    int code;
+    mp_process_exitcode(p, &code);
+    ck_assert_int_eq(code, 1);
+    mp_process_free(p);
+}
+END_TEST
+
+static int t_write_shared(void *arg)
+{
+    int *v = arg;
+    *v = 4242;
+    return 0;
+}
+
+START_TEST(arena_pointer_shared)
+{
+    for (int k = 0; k < 3; k++) {
+        int *v = mp_shared_alloc(sizeof *v);
+        ck_assert_int_eq(run_for_code(t_write_shared, v, 0, mp_test_methods[k]),
+                         0);
+        ck_assert_int_eq(*v, 4242);
+        mp_shared_free(v);
+    }
+}
+END_TEST
+
+START_TEST(bad_inputs)
+{
+    mp_process *p = NULL;
+    int code;
+    ck_assert_int_eq(mp_process_new(NULL, t_exit, NULL, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_new(&p, NULL, NULL, NULL), MP_EINVAL);
+    ck_assert_ptr_null(p);
+    mp_process_opts bad = {.start = (mp_start_method)42};
+    ck_assert_int_eq(mp_process_new(&p, t_exit, NULL, &bad), MP_EINVAL);
+    char longname[300];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    mp_process_opts ln = {.name = longname};
+    ck_assert_int_eq(mp_process_new(&p, t_exit, NULL, &ln), MP_ENAMETOOLONG);
+    ck_assert_ptr_null(p);
+
+    ck_assert_int_eq(mp_process_start(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_join(NULL, 1), MP_EINVAL);
+    ck_assert_int_eq(mp_process_is_alive(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_terminate(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_kill(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_exitcode(NULL, &code), MP_EINVAL);
+    ck_assert_int_eq(mp_process_pid(NULL), MP_EINVAL);
+    ck_assert_ptr_null(mp_process_name(NULL));
+    ck_assert_int_eq(mp_process_daemon(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_sentinel(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_close(NULL), MP_EINVAL);
+    mp_process_free(NULL);
+
+    int zero = 0;
+    mp_process_opts o = {.arg_size = sizeof zero};
+    ck_assert_int_eq(mp_process_new(&p, t_exit, &zero, &o), 0);
+    /* Before start. */
+    ck_assert_int_eq(mp_process_join(p, 1), MP_ESTATE);
+    ck_assert_int_eq(mp_process_exitcode(p, &code), MP_ESTATE);
+    ck_assert_int_eq(mp_process_exitcode(p, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_process_terminate(p), MP_ESTATE);
+    ck_assert_int_eq(mp_process_kill(p), MP_ESTATE);
+    ck_assert_int_eq(mp_process_is_alive(p), 0);
+    ck_assert_int_eq(mp_process_sentinel(p), MP_ESTATE);
+    ck_assert_int_eq(mp_process_start(p), 0);
+    /* Start twice. */
+    ck_assert_int_eq(mp_process_start(p), MP_ESTATE);
+    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    ck_assert_int_eq(mp_process_start(p), MP_ESTATE);
+    ck_assert_int_eq(mp_process_close(p), 0);
+
+    ck_assert_int_eq(mp_init(NULL, NULL, NULL), MP_EALREADY);
+}
+END_TEST
+
+START_TEST(close_while_running_is_busy)
+{
+    double s = 30;
+    mp_process *p;
+    ck_assert_int_eq(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORK), 0);
+    ck_assert_int_eq(mp_process_close(p), MP_EBUSY);
+    ck_assert_int_eq(mp_process_kill(p), 0);
+    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    ck_assert_int_eq(mp_process_close(p), 0);
+}
+END_TEST
+
+START_TEST(free_while_running_detaches)
+{
+    /* Python's test_lose_target_ref: the process goes on without its
+       object and is reaped when it ends. */
+    for (int k = 0; k < 3; k++) {
+        int *flag = mp_shared_alloc(sizeof *flag);
+        mp_process *p;
+        ck_assert_int_eq(
+            start_one(&p, t_write_shared, flag, 0, mp_test_methods[k]), 0);
+        pid_t pid = mp_process_pid(p);
+        mp_process_free(p);
+        ck_assert_int_eq(mp_test_wait_gone(pid, 10), 1);
+        ck_assert_int_eq(*flag, 4242);
+        /* Reaped here (for forkserver, by its server): not listed. */
+        ck_assert_int_eq(mp_active_children(NULL, 0), 0);
+        mp_shared_free(flag);
+    }
+}
+END_TEST
+
+START_TEST(many_processes)
+{
+    /* CPython's test_many_processes: start many, terminate them all. */
+    enum { N = 12 };
+    mp_process *p[N];
+    double s = 30;
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(
+            start_one(&p[i], t_sleep, &s, sizeof s, mp_test_methods[i % 3]), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(mp_process_is_alive(p[i]), 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(mp_process_terminate(p[i]), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(mp_process_join(p[i], 20), 0);
+        int code;
+        ck_assert_int_eq(mp_process_exitcode(p[i], &code), 0);
+        ck_assert_int_eq(code, -SIGTERM);
+        mp_process_free(p[i]);
+    }
+}
+END_TEST
+
+static void *start_from_thread(void *arg)
+{
+    mp_process **pp = arg;
+    double s = 0.5;
+    if (start_one(pp, t_sleep, &s, sizeof s, MP_START_FORK) != 0)
+        *pp = NULL;
+    return NULL;
+}
+
+START_TEST(child_outlives_starting_thread)
+{
+    /* The lifeline ties a child to the parent process, not to the thread
+       that started it (PR_SET_PDEATHSIG would kill it here). */
+    mp_process *p = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, start_from_thread, &p);
+    pthread_join(t, NULL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    int code;
+    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    ck_assert_int_eq(code, 0);
+    mp_process_free(p);
+}
+END_TEST
+
+START_TEST(sigchld_ignored_is_an_error)
+{
+    struct sigaction old, ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGCHLD, &ign, &old);
+    mp_process *p;
+    int zero = 0;
+    mp_process_opts o = {.arg_size = sizeof zero};
+    ck_assert_int_eq(mp_process_new(&p, t_exit, &zero, &o), 0);
+    ck_assert_int_eq(mp_process_start(p), MP_ECHILD);
+    sigaction(SIGCHLD, &old, NULL);
+    ck_assert_int_eq(mp_process_start(p), 0);
+    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    mp_process_free(p);
+}
+END_TEST
+
+static int t_print(void *arg)
+{
+    (void)arg;
+    fputs("child-line\n", stdout);
+    return 0;
+}
+
+START_TEST(stdio_not_duplicated)
+{
+    /* Unflushed parent output must not be written again by a fork child. */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fds[1], 1);
+    close(fds[1]);
+    fputs("parent-line\n", stdout); /* buffered: stdout is a pipe now */
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(run_for_code(t_print, NULL, 0, mp_test_methods[k]), 0);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    char buf[512] = {0};
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    ck_assert_int_gt(n, 0);
+    int parents = 0, children = 0;
+    for (char *s = buf; (s = strstr(s, "parent-line")) != NULL; s++)
+        parents++;
+    for (char *s = buf; (s = strstr(s, "child-line")) != NULL; s++)
+        children++;
+    ck_assert_int_eq(parents, 1);
+    ck_assert_int_eq(children, 3);
+}
+END_TEST
+
+START_TEST(forkserver_restarts_after_death)
+{
+    double s = 30;
+    mp_process *p;
+    ck_assert_int_eq(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER),
+                     0);
+    /* The server is our only other child. */
+    char path[64], buf[256] = {0};
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert(fgets(buf, sizeof buf, f) != NULL);
+    fclose(f);
+    pid_t server = atoi(buf);
+    ck_assert_int_gt(server, 0);
+    ck_assert_int_ne(server, mp_process_pid(p));
+    kill(server, SIGKILL);
+    /* Its child dies with it and is reported as killed. */
+    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    int code;
+    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    ck_assert_int_eq(code, -SIGKILL);
+    mp_process_free(p);
+    /* A new server serves the next start. */
+    int c = 5;
+    ck_assert_int_eq(run_for_code(t_exit, &c, sizeof c, MP_START_FORKSERVER),
+                     5);
+}
+END_TEST
+
+START_TEST(forkserver_from_big_parent)
+{
+    /* Start cost must not depend on the parent's memory: 256 MiB touched
+       here (the benchmark measures 1 GiB). */
+    size_t sz = (size_t)256 << 20;
+    char *volatile big = malloc(sz); /* volatile: not optimised away */
+    ck_assert_ptr_nonnull(big);
+    memset(big, 1, sz);
+    int c = 9;
+    ck_assert_int_eq(run_for_code(t_exit, &c, sizeof c, MP_START_FORKSERVER),
+                     9);
+    free(big);
+}
+END_TEST
+
+Suite *mp_test_suite(void)
+{
+    Suite *s = suite_create("process");
+    mp_test_add(s, exit_status_every_method);
+    mp_test_add(s, exit_by_signal_every_method);
+    mp_test_add(s, exit_call_in_target);
+    mp_test_add(s, terminate_and_kill);
+    mp_test_add(s, join_timeout_honoured);
+    mp_test_add(s, join_waits_for_end);
+    mp_test_add(s, names_pids_and_parent);
+    mp_test_add(s, current_process_is_main);
+    mp_test_add(s, nested_children);
+    mp_test_add(s, sentinel_polls_at_end);
+    mp_test_add(s, active_children_reaps);
+    mp_test_add(s, arguments_travel);
+    mp_test_add(s, arena_pointer_shared);
+    mp_test_add(s, bad_inputs);
+    mp_test_add(s, close_while_running_is_busy);
+    mp_test_add(s, free_while_running_detaches);
+    mp_test_add(s, many_processes);
+    mp_test_add(s, child_outlives_starting_thread);
+    mp_test_add(s, sigchld_ignored_is_an_error);
+    mp_test_add(s, stdio_not_duplicated);
+    mp_test_add(s, forkserver_restarts_after_death);
+    mp_test_add(s, forkserver_from_big_parent);
+    return s;
+}
