@@ -31,5 +31,9 @@ int main(int argc, char **argv)
     printf("daemon %d\nworker %d\nmain returned\n", (int)mp_process_pid(d),
            (int)mp_process_pid(w));
     fflush(stdout);
+    /* Freeing a running process detaches it, as dropping a Process does
+       in Python: the exit handling still terminates or joins it. */
+    mp_process_free(d);
+    mp_process_free(w);
     return 0;
 }

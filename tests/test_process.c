@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +40,8 @@ static int t_segv(void *arg)
     /* Sanitizer runtimes catch SIGSEGV; the test is about the kernel's
        verdict reaching the parent, so restore the default first. */
     signal(SIGSEGV, SIG_DFL);
-    volatile int *volatile p = NULL;
+    /* An unmapped page that is not NULL: UBSan would stop a NULL store. */
+    volatile int *volatile p = (volatile int *)(uintptr_t)4096;
     *p = 1;
     return 0;
 }
