@@ -15,7 +15,6 @@
 /* mp__state - what mp_init set up in this process. */
 struct mp__state {
     int initialized;       /* mp_init succeeded (or a child booted) */
-    pid_t pid;             /* this process, refreshed in fork children */
     mp_start_method start; /* the default start method, never DEFAULT */
     int arena_fd;          /* the family memfd, close-on-exec */
     void *arena;           /* base of the family arena mapping */

@@ -41,7 +41,6 @@ static void at_exit(void)
 
 static void atfork_child(void)
 {
-    mp__g.pid = mp__getpid();
     /* Whoever forked, this child must not hold the write end: our
        children die when the last write end closes. The read end stays:
        a multiproc child arms its lifeline with it. */
@@ -106,7 +105,6 @@ int mp_init(int *argc, char ***argv, const mp_config *cfg)
     }
     mp__g.argc = argc != NULL ? *argc : 0;
     mp__g.argv = argv != NULL ? *argv : NULL;
-    mp__g.pid = mp__getpid();
     mp__g.start = m;
     mp__register_handlers();
     mp__process_init_main();

@@ -21,9 +21,14 @@ static __thread pid_t tid_cache;
 static __thread struct mp__robust_head *rhead_cache;
 static __thread int rhead_state;
 
+/* pid_cache - this process's id; 0 until first asked, reset in fork
+   children (glibc no longer caches it: getpid() is a system call). */
+static pid_t pid_cache;
+
 static void reset_after_fork(void)
 {
     tid_cache = 0;
+    pid_cache = 0;
     /* glibc keeps the head at the same address (the thread's TCB) and
        re-registers it in the child, so the cached head stays valid. */
 }
@@ -73,6 +78,16 @@ pid_t mp__gettid(void)
         tid_cache = t;
     }
     return t;
+}
+
+pid_t mp__getpid(void)
+{
+    pid_t p = __atomic_load_n(&pid_cache, __ATOMIC_RELAXED);
+    if (__builtin_expect(p == 0, 0)) {
+        p = getpid();
+        __atomic_store_n(&pid_cache, p, __ATOMIC_RELAXED);
+    }
+    return p;
 }
 
 int mp__tid_alive(pid_t tid)

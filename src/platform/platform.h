@@ -168,7 +168,8 @@ pid_t mp__reap_any(int *code);
 /* mp__kill_pid - send sig to pid (0 checks existence). */
 int mp__kill_pid(pid_t pid, int sig);
 
-/* mp__getpid, mp__getppid - the obvious; never fail. */
+/* mp__getpid, mp__getppid - the obvious; never fail. The pid is cached
+   (and the cache reset in fork children by an atfork handler). */
 pid_t mp__getpid(void);
 pid_t mp__getppid(void);
 

@@ -130,11 +130,6 @@ int mp__kill_pid(pid_t pid, int sig)
     return kill(pid, sig) == 0 ? 0 : -errno;
 }
 
-pid_t mp__getpid(void)
-{
-    return getpid();
-}
-
 pid_t mp__getppid(void)
 {
     return getppid();
@@ -154,10 +149,9 @@ int mp__arm_lifeline(int rfd)
         return fd;
     /* The last writer's close makes the pipe raise "SIGIO" for its
        asynchronous readers; F_SETSIG turns that signal into SIGKILL. */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETOWN, getpid()) < 0 ||
+    if (fcntl(fd, F_SETOWN, mp__getpid()) < 0 ||
         fcntl(fd, F_SETSIG, SIGKILL) < 0 ||
-        fcntl(fd, F_SETFL, fl | O_ASYNC) < 0) {
+        fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0) {
         int e = errno;
         close(fd);
         return -e;

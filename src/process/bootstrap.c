@@ -52,23 +52,34 @@ static void arm(int rfd, pid_t parent)
 void mp__child_after_fork(void)
 {
     arm(mp__g.lifeline_r, 0);
-    /* Our own lifeline for our own children; the parent's read end goes. */
-    if (mp__new_lifeline() != 0) {
-        mp__close(mp__g.lifeline_r);
-        mp__g.lifeline_r = -1;
-    }
+    /* The parent's read end goes; our own lifeline is made by our first
+       mp_process_start, if any. */
+    mp__close(mp__g.lifeline_r);
+    mp__g.lifeline_r = -1;
 }
+
+/* self_launch - the launch block this child came from (spawn or
+   forkserver), where it leaves its exit status for its starter. */
+static struct mp__launch *self_launch;
 
 _Noreturn void mp__child_run(mp_target_fn fn, void *arg)
 {
-    int rc = fn(arg);
+    int rc = fn(arg) & 0xff;
     mp__process_at_exit();
     fflush(NULL);
-    mp__exit_now(rc & 0xff);
+    if (self_launch != NULL) {
+        /* A forkserver child is not its starter's child: telling the
+           status here lets the starter learn it from the pidfd alone,
+           without waiting for the server to reap and record. */
+        self_launch->self_code = rc;
+        __atomic_store_n(&self_launch->self_done, 1, __ATOMIC_RELEASE);
+    }
+    mp__exit_now(rc);
 }
 
 _Noreturn void mp__child_from_launch(struct mp__launch *L)
 {
+    self_launch = L;
     mp__become(L->name, L->identity, L->parent, L->daemon);
     mp__g.start = (mp_start_method)L->start;
     void *addr;
@@ -113,10 +124,7 @@ _Noreturn void mp__boot(const char *env)
     if (r != 0)
         die("cannot map the family arena at %#" PRIxPTR " (%zu bytes): %s",
             base, size, mp_strerror(r));
-    mp__g.pid = mp__getpid();
-    mp__g.lifeline_r = mp__g.lifeline_w = -1;
-    if ((r = mp__new_lifeline()) != 0)
-        die("lifeline pipe: %s", mp_strerror(r));
+    mp__g.lifeline_r = mp__g.lifeline_w = -1; /* made when first needed */
     mp__g.start = MP_START_FORK;
     mp__g.initialized = 1;
     mp__register_handlers();

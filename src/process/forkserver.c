@@ -166,28 +166,56 @@ static int server_gone(unsigned gen)
     return gone;
 }
 
+void mp__launch_release(mp_process *p)
+{
+    struct mp__launch *L = p->launch;
+    if (L == NULL)
+        return;
+    p->launch = NULL;
+    if (p->method != MP_START_FORKSERVER) {
+        mp_shared_free(L);
+        return;
+    }
+    uint32_t old =
+        __atomic_fetch_or(&L->state, MP__L_RELEASED, __ATOMIC_ACQ_REL);
+    /* A server that is gone will never come to free it. */
+    if ((old & MP__L_RECORDED) || server_gone(p->fs_gen))
+        mp_shared_free(L);
+}
+
+/* How long an ended child's code may take to be recorded by a live
+   server before the starter gives up for now. */
+#define RECORD_WAIT_NS 1000000000u
+
 int mp__fs_wait(mp_process *p, uint64_t dl, int *code)
 {
     struct mp__launch *L = p->launch;
+    int r = mp__poll_in(p->pidfd, dl); /* the child's own end */
+    if (r <= 0)
+        return r;
+    uint64_t give_up = mp__now_ns() + RECORD_WAIT_NS;
     for (;;) {
-        if (__atomic_load_n(&L->done, __ATOMIC_ACQUIRE)) {
+        uint32_t st = __atomic_load_n(&L->state, __ATOMIC_ACQUIRE);
+        if (st & MP__L_RECORDED) {
             *code = L->code;
             return 1;
         }
-        /* A dead server records nothing; its children die of SIGKILL
-           through their lifeline, which their pidfd then shows. */
-        if (server_gone(p->fs_gen) && mp__poll_in(p->pidfd, 0) == 1 &&
-            !__atomic_load_n(&L->done, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&L->self_done, __ATOMIC_ACQUIRE)) {
+            *code = L->self_code; /* it returned from its target */
+            return 1;
+        }
+        /* Killed by a signal, or left through exit(): only the server
+           knows. A dead server knows nothing; its children die of
+           SIGKILL through their lifeline. */
+        if (server_gone(p->fs_gen)) {
             *code = -SIGKILL;
             return 1;
         }
         uint64_t now = mp__now_ns();
-        if (now >= dl)
+        if (now >= give_up)
             return 0;
         uint64_t slice = now + 50000000u;
-        int r = mp__futex_wait(&L->done, 0, slice < dl ? slice : dl);
-        if (r != 0 && r != MP_ETIMEDOUT && r != MP_EINTR)
-            return r;
+        mp__futex_wait(&L->state, st, slice < give_up ? slice : give_up);
     }
 }
 
@@ -207,11 +235,24 @@ static void record(struct kid *kids, size_t *n, pid_t pid, int code)
             continue;
         struct mp__launch *L = kids[i].L;
         L->code = code;
-        __atomic_store_n(&L->done, 1, __ATOMIC_RELEASE);
-        mp__futex_wake(&L->done, INT_MAX);
+        uint32_t old =
+            __atomic_fetch_or(&L->state, MP__L_RECORDED, __ATOMIC_ACQ_REL);
+        if (old & MP__L_RELEASED)
+            mp_shared_free(L); /* the starter is done with it */
+        else
+            mp__futex_wake(&L->state, INT_MAX);
         kids[i] = kids[--*n];
         return;
     }
+}
+
+/* Reap every child of ours that ended and record it. */
+static void reap_all(struct kid *kids, size_t *n)
+{
+    int code;
+    pid_t pid;
+    while ((pid = mp__reap_any(&code)) > 0)
+        record(kids, n, pid, code);
 }
 
 static int valid_launch(uint64_t off)
@@ -226,7 +267,8 @@ static int valid_launch(uint64_t off)
 _Noreturn void mp__forkserver_serve(int sock)
 {
     mp__set_comm("mp-forkserver");
-    int sfd = mp__signalfd_chld();
+    int r = mp__new_lifeline(); /* what ties our children to us */
+    int sfd = r < 0 ? r : mp__signalfd_chld();
     if (sfd < 0) {
         fprintf(stderr, "multiproc: forkserver: signalfd: %s\n",
                 mp_strerror(sfd));
@@ -240,10 +282,7 @@ _Noreturn void mp__forkserver_serve(int sock)
             break;
         if (ready & 2) {
             mp__signalfd_drain(sfd);
-            int code;
-            pid_t pid;
-            while ((pid = mp__reap_any(&code)) > 0)
-                record(kids, &n, pid, code);
+            reap_all(kids, &n);
         }
         if (!(ready & 1))
             continue;
@@ -290,8 +329,19 @@ _Noreturn void mp__forkserver_serve(int sock)
         mp__send_msg(sock, &a, sizeof a, pidfd);
         mp__close(pidfd);
     }
-    /* Leaving: our children would die with us anyway (lifeline). */
+    /* Leaving (the starter closed the socket or died): record what
+   ended, so that every launch block is freed; the children still
+   running would die with us anyway (lifeline), so kill and record
+   them too. */
+    reap_all(kids, &n);
     for (size_t i = 0; i < n; i++)
         mp__kill_pid(kids[i].pid, SIGKILL);
+    while (n > 0) {
+        int code;
+        pid_t pid = kids[0].pid;
+        if (mp__reap_pid(pid, &code) != 1)
+            break;
+        record(kids, &n, pid, code);
+    }
     mp__exit_now(0);
 }

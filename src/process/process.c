@@ -133,11 +133,10 @@ static void list_del(mp_process *p)
 static void release(mp_process *p)
 {
     list_del(p);
-    if (p->owner == mp__getpid() && p->launch != NULL) {
-        /* Only the starter owns the block; a fork child that frees its
-           copy of a parent's object must not touch it. */
-        mp_shared_free(p->launch);
-    }
+    /* Only the starter owns the block; a fork child that frees its copy
+       of a parent's object must not touch it. */
+    if (p->owner == mp__getpid())
+        mp__launch_release(p);
     mp__close(p->pidfd);
     free(p);
 }
@@ -147,10 +146,7 @@ static void ended(mp_process *p, int code)
 {
     p->exitcode = code;
     p->state = MP__P_ENDED;
-    if (p->launch != NULL) {
-        mp_shared_free(p->launch);
-        p->launch = NULL;
-    }
+    mp__launch_release(p);
     list_del(p);
 }
 
@@ -160,13 +156,8 @@ static void ended(mp_process *p, int code)
 static int wait_end(mp_process *p, uint64_t dl, int *code)
 {
     int r;
-    if (p->method == MP_START_FORKSERVER) {
-        /* Its pidfd says when it ended; the server records the code a
-           moment later: worth waiting for even when asked not to wait. */
-        if (dl == 0 && mp__poll_in(p->pidfd, 0) == 1)
-            dl = mp__now_ns() + 1000000000u;
+    if (p->method == MP_START_FORKSERVER)
         return mp__fs_wait(p, dl, code);
-    }
     if (dl == MP__NO_DEADLINE)
         return mp__pidfd_reap(p->pidfd, 0, code);
     r = mp__pidfd_reap(p->pidfd, 1, code);

@@ -28,8 +28,10 @@ enum mp__pstate {
    lives in the arena so that the child (and the server) can read it. */
 struct mp__launch {
     uint32_t magic;               /* MP__LAUNCH_MAGIC */
-    uint32_t done;                /* futex: 1 once code is recorded */
+    uint32_t state;               /* futex: MP__L_RECORDED | _RELEASED */
     int32_t code;                 /* exit code recorded by the server */
+    uint32_t self_done;           /* 1: the child wrote self_code */
+    int32_t self_code;            /* status the child is exiting with */
     int32_t parent;               /* pid of the process that started it */
     int32_t daemon;               /* the child's daemon flag */
     int32_t start;                /* default start method in the child */
@@ -41,6 +43,12 @@ struct mp__launch {
     unsigned char data[];         /* the copied argument */
 };
 #define MP__LAUNCH_MAGIC 0x6c61756eu
+
+/* The two owners of a forkserver child's launch block: the server records
+   the exit code, the starter releases the block; whoever comes second
+   frees it, so neither writes to a block the other freed. */
+#define MP__L_RECORDED 1u
+#define MP__L_RELEASED 2u
 
 /* mp_process - a child (or, with is_self, this process). */
 struct mp_process {
@@ -87,9 +95,13 @@ int mp__adopt_child(pid_t pid, int *pidfd);
    MP_ENAMETOOLONG). */
 struct mp__launch *mp__launch_new(mp_process *p, int *err);
 
-/* mp__fs_wait - wait until the server recorded the end of forkserver
-   child p, at most until dl. Returns 1 with *code, or 0 on time out. */
+/* mp__fs_wait - wait until forkserver child p ends, at most until dl.
+   Returns 1 with *code, 0 on time out, or a negative code. */
 int mp__fs_wait(mp_process *p, uint64_t dl, int *code);
+
+/* mp__launch_release - the starter is done with p's launch block: free it
+   now, or leave that to the server if it has not recorded yet. */
+void mp__launch_release(mp_process *p);
 
 /* mp__forkserver_stop - stop this process's server if it has one, waiting
    for it to exit. */
