@@ -90,13 +90,21 @@ static int reap_orphan(pid_t pid, double timeout)
     return 0;
 }
 
+/* A family record in the arena for a middle of method m. */
+static struct family *new_family(mp_start_method m, double sleep)
+{
+    struct family *f = mp_shared_alloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    f->method = (int)m;
+    f->sleep = sleep;
+    return f;
+}
+
 START_TEST(children_die_with_killed_parent)
 {
     for (int k = 0; k < 3; k++) {
         for (int mid = 0; mid < 3; mid++) {
-            struct family *f = mp_shared_alloc(sizeof *f);
-            f->method = (int)mp_test_methods[k];
-            f->sleep = 60;
+            struct family *f = new_family(mp_test_methods[k], 60);
             mp_process *p;
             mp_process_opts o = {.start = mp_test_methods[mid]};
             ck_assert_int_eq(mp_process_new(&p, t_middle_then_sleep, f, &o), 0);
@@ -116,28 +124,33 @@ START_TEST(children_die_with_killed_parent)
 }
 END_TEST
 
+/* Run t_middle as a fork child for f; the seconds until it was joined. */
+static double run_middle(struct family *f)
+{
+    mp_process *p;
+    mp_process_opts o = {.start = MP_START_FORK};
+    ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
+    double t0 = mp_test_now();
+    ck_assert_int_eq(mp_process_start(p), 0);
+    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    double el = mp_test_now() - t0;
+    int code;
+    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    ck_assert_int_eq(code, 0);
+    mp_process_free(p);
+    return el;
+}
+
 START_TEST(exit_joins_non_daemon_children)
 {
     for (int k = 0; k < 3; k++) {
         for (int use_exit = 0; use_exit < 2; use_exit++) {
-            struct family *f = mp_shared_alloc(sizeof *f);
-            f->method = (int)mp_test_methods[k];
-            f->sleep = 0.3;
+            struct family *f = new_family(mp_test_methods[k], 0.3);
             f->use_exit = use_exit;
-            mp_process *p;
-            mp_process_opts o = {.start = MP_START_FORK};
-            ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
-            double t0 = mp_test_now();
-            ck_assert_int_eq(mp_process_start(p), 0);
-            ck_assert_int_eq(mp_process_join(p, 30), 0);
-            double el = mp_test_now() - t0;
+            double el = run_middle(f);
             /* The middle returned at once but waited for its child. */
             ck_assert_int_eq(f->done, 1);
             ck_assert_msg(el >= 0.3, "middle ended after %.3f s", el);
-            int code;
-            mp_process_exitcode(p, &code);
-            ck_assert_int_eq(code, 0);
-            mp_process_free(p);
             mp_shared_free(f);
         }
     }
@@ -147,22 +160,13 @@ END_TEST
 START_TEST(exit_terminates_daemon_children)
 {
     for (int k = 0; k < 3; k++) {
-        struct family *f = mp_shared_alloc(sizeof *f);
-        f->method = (int)mp_test_methods[k];
-        f->sleep = 60;
+        struct family *f = new_family(mp_test_methods[k], 60);
         f->daemon = 1;
-        mp_process *p;
-        mp_process_opts o = {.start = MP_START_FORK};
-        ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
-        double t0 = mp_test_now();
-        ck_assert_int_eq(mp_process_start(p), 0);
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
-        ck_assert(mp_test_now() - t0 < 2.0);
+        ck_assert(run_middle(f) < 2.0);
         pid_t g = f->grandchild;
         ck_assert_int_gt(g, 0);
         ck_assert_int_eq(mp_test_wait_gone(g, 5), 1);
         ck_assert_int_eq(f->done, 0);
-        mp_process_free(p);
         mp_shared_free(f);
     }
 }
@@ -170,21 +174,12 @@ END_TEST
 
 START_TEST(daemon_ignoring_sigterm_is_killed)
 {
-    struct family *f = mp_shared_alloc(sizeof *f);
-    f->method = MP_START_FORK;
-    f->sleep = 60;
+    struct family *f = new_family(MP_START_FORK, 60);
     f->daemon = 1;
     f->ignore_term = 1;
-    mp_process *p;
-    mp_process_opts o = {.start = MP_START_FORK};
-    ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
-    double t0 = mp_test_now();
-    ck_assert_int_eq(mp_process_start(p), 0);
-    ck_assert_int_eq(mp_process_join(p, 30), 0);
-    double el = mp_test_now() - t0;
+    double el = run_middle(f);
     ck_assert_msg(el >= 1.5 && el < 10, "took %.3f s", el);
     ck_assert_int_eq(mp_test_wait_gone(f->grandchild, 5), 1);
-    mp_process_free(p);
     mp_shared_free(f);
 }
 END_TEST
