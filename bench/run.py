@@ -26,7 +26,12 @@ def suites(build):
         "process": [
             ("multiproc", [b("bench_process"), "multiproc"]),
             ("python", py("bench_process.py")),
-            ("raw", [b("bench_process"), "raw"]),
+                        ("raw", [b("bench_process"), "raw"]),
+        ],
+        "lock": [
+            ("multiproc", [b("bench_lock"), "multiproc"]),
+            ("python", py("bench_lock.py")),
+            ("raw", [b("bench_lock"), "raw"]),
         ],
     }
 

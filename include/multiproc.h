@@ -249,6 +249,209 @@ MP_API void mp_shared_free(void *ptr);
 /* mp_shared_contains - 1 if ptr points into the family arena, else 0. */
 MP_API int mp_shared_contains(const void *ptr);
 
+/* ------------------------------------------------------------------------
+   Synchronization: Lock, RLock, Semaphore, Condition, Event, Barrier.
+   Every object lives in shared memory and is a plain pointer valid in
+   every process of the family. _new allocates it in the arena; _init_at
+   places it in memory the caller provides (at least _size() bytes,
+   8-byte aligned), e.g. a named shared-memory segment used by unrelated
+   processes; the object then holds no pointer, only offsets, so each
+   process may map that memory at a different address. _free of a placed
+   object only invalidates it. Calls on a freed or non-object pointer give
+   MP_EINVAL when the memory still says so (not guaranteed).
+   ------------------------------------------------------------------------ */
+
+/* mp_lock - a non-recursive lock owned by the thread that acquired it. */
+typedef struct mp_lock mp_lock;
+
+/* mp_lock_new - a new unlocked lock in the arena. Returns 0, MP_EINVAL
+   (NULL out), MP_ENOINIT, MP_ENOMEM. */
+MP_API int mp_lock_new(mp_lock **out);
+
+/* mp_lock_acquire - take the lock, waiting at most timeout seconds.
+   Returns 0, MP_ETIMEDOUT, MP_EOWNERDEAD (acquired; the previous holder
+   died holding it: what it guarded may be half-updated), MP_EDEADLK (the
+   calling thread holds it already: waiting would never end), MP_EINVAL
+   (NULL, not a lock, NaN timeout). */
+MP_API int mp_lock_acquire(mp_lock *l, double timeout);
+/* 0, MP_ETIMEDOUT, or MP_EOWNERDEAD (acquired; the previous holder died
+   while holding it) */
+
+/* mp_lock_release - release the lock. Returns 0, MP_EPERM (the calling
+   thread does not hold it), MP_EINVAL. */
+MP_API int mp_lock_release(mp_lock *l);
+
+/* mp_lock_locked - 1 if some thread holds the lock, 0 if not, MP_EINVAL. */
+MP_API int mp_lock_locked(mp_lock *l);
+
+/* mp_lock_free - free a lock made by mp_lock_new (NULL: no-op). */
+MP_API void mp_lock_free(mp_lock *l);
+
+/* mp_lock_size, mp_lock_init_at - the bytes a lock needs, and a lock
+   placed in mem. Returns 0, MP_EINVAL (NULL, too small, misaligned). */
+MP_API size_t mp_lock_size(void);
+MP_API int mp_lock_init_at(void *mem, size_t size, mp_lock **out);
+
+/* mp_rlock - a recursive lock: its owner may acquire it again; it is
+   free once released as many times as acquired. */
+typedef struct mp_rlock mp_rlock;
+
+/* mp_rlock_new, _acquire, _release, _free, _size, _init_at - as for
+   mp_lock, except that acquiring a lock one holds succeeds (depth + 1).
+   A dead holder's lock goes to the next acquirer, at depth 1, with
+   MP_EOWNERDEAD. _release returns MP_EPERM when the caller does not hold
+   it. */
+MP_API int mp_rlock_new(mp_rlock **out);
+MP_API int mp_rlock_acquire(mp_rlock *l, double timeout);
+MP_API int mp_rlock_release(mp_rlock *l);
+MP_API void mp_rlock_free(mp_rlock *l);
+MP_API size_t mp_rlock_size(void);
+MP_API int mp_rlock_init_at(void *mem, size_t size, mp_rlock **out);
+
+/* mp_semaphore - a counter; acquire waits while it is 0. */
+typedef struct mp_semaphore mp_semaphore;
+
+/* mp_semaphore_new - a semaphore with the given value; bound > 0 makes it
+   bounded (BoundedSemaphore): release past bound fails. Returns 0,
+   MP_EINVAL (NULL out, value > bound, value over INT_MAX), MP_ENOINIT,
+   MP_ENOMEM. */
+MP_API int mp_semaphore_new(mp_semaphore **out, unsigned value,
+                            unsigned bound);
+
+/* mp_semaphore_acquire - decrement, waiting at most timeout seconds while
+   the value is 0. Returns 0, MP_ETIMEDOUT, MP_EINVAL. */
+MP_API int mp_semaphore_acquire(mp_semaphore *s, double timeout);
+
+/* mp_semaphore_release - increment and wake a waiter. Returns 0,
+   MP_EOVERFLOW (bounded and already at its bound, or at INT_MAX),
+   MP_EINVAL. */
+MP_API int mp_semaphore_release(mp_semaphore *s);
+
+/* mp_semaphore_value - the current value, or MP_EINVAL. */
+MP_API int mp_semaphore_value(mp_semaphore *s);
+
+MP_API void mp_semaphore_free(mp_semaphore *s);
+MP_API size_t mp_semaphore_size(void);
+MP_API int mp_semaphore_init_at(void *mem, size_t size, unsigned value,
+                                unsigned bound, mp_semaphore **out);
+
+/* mp_condition - waiting for a state guarded by a lock to change. */
+typedef struct mp_condition mp_condition;
+
+/* mp_condition_new - a condition on lock, or on rlock, or (both NULL) on
+   a recursive lock of its own, as Python's Condition(lock=None). Given
+   locks must outlive the condition (and, with _init_at, sit in the same
+   memory region). Returns 0, MP_EINVAL (both given, not a lock),
+   MP_ENOINIT, MP_ENOMEM. */
+MP_API int mp_condition_new(mp_condition **out, mp_lock *lock,
+                            mp_rlock *rlock);
+
+/* mp_condition_acquire, mp_condition_release - the underlying lock's. */
+MP_API int mp_condition_acquire(mp_condition *c, double timeout);
+MP_API int mp_condition_release(mp_condition *c);
+
+/* mp_condition_wait - release the lock (fully, for a recursive lock),
+   wait for a notify at most timeout seconds, take the lock back (always,
+   without a timeout, like Python). Returns 0 (notified), MP_ETIMEDOUT,
+   MP_EOWNERDEAD (the lock was taken back from a dead holder: check the
+   state), MP_EPERM (the caller does not hold the lock), MP_EINVAL. */
+MP_API int mp_condition_wait(mp_condition *c, double timeout);
+
+/* mp_predicate_fn - a condition's predicate: nonzero when satisfied. */
+typedef int (*mp_predicate_fn)(void *arg);
+
+/* mp_condition_wait_for - wait until pred(arg) is nonzero, at most
+   timeout seconds in all, checking it first and after every wake-up.
+   Returns 1 (satisfied), 0 (timed out, still false), or MP_EPERM,
+   MP_EOWNERDEAD, MP_EINVAL as mp_condition_wait. */
+MP_API int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred,
+                                 void *arg, double timeout);
+
+/* mp_condition_notify - wake up to n of the threads waiting now (none is
+   saved for later waiters). Returns 0, MP_EPERM (lock not held),
+   MP_EINVAL (n < 0). */
+MP_API int mp_condition_notify(mp_condition *c, int n);
+
+/* mp_condition_notify_all - wake every thread waiting now. Returns 0,
+   MP_EPERM, MP_EINVAL. */
+MP_API int mp_condition_notify_all(mp_condition *c);
+
+MP_API void mp_condition_free(mp_condition *c);
+MP_API size_t mp_condition_size(void);
+MP_API int mp_condition_init_at(void *mem, size_t size, mp_lock *lock,
+                                mp_rlock *rlock, mp_condition **out);
+
+/* mp_event - a flag that threads can wait to be set. */
+typedef struct mp_event mp_event;
+
+/* mp_event_new, _set, _clear, _is_set, _free, _size, _init_at. _set wakes
+   every waiter; _is_set returns 1 or 0. Return 0 or MP_EINVAL (MP_ENOINIT,
+   MP_ENOMEM for _new). */
+MP_API int mp_event_new(mp_event **out);
+MP_API int mp_event_set(mp_event *e);
+MP_API int mp_event_clear(mp_event *e);
+MP_API int mp_event_is_set(mp_event *e);
+
+/* mp_event_wait - wait until the flag is set, at most timeout seconds.
+   Returns 1 (set: now, or at some moment since the call began), 0 (timed
+   out), MP_EINVAL. */
+MP_API int mp_event_wait(mp_event *e, double timeout);
+
+MP_API void mp_event_free(mp_event *e);
+MP_API size_t mp_event_size(void);
+MP_API int mp_event_init_at(void *mem, size_t size, mp_event **out);
+
+/* mp_barrier - parties threads wait for each other, cycle after cycle. */
+typedef struct mp_barrier mp_barrier;
+
+/* mp_barrier_opts - options of a barrier; zero or NULL: defaults. */
+typedef struct mp_barrier_opts {
+    int (*action)(void *arg); /* run by one participant per cycle, before
+                                 the others are released; nonzero return
+                                 breaks the barrier. Any function, as for
+                                 process targets: resolved per process. */
+    void *action_arg;         /* passed as is (arena memory or NULL) */
+    double timeout;           /* default for waits given a negative
+                                 timeout; <= 0: none (wait forever) */
+} mp_barrier_opts;
+
+/* mp_barrier_new - a barrier for parties participants (>= 1). Returns 0,
+   MP_EINVAL, MP_ENOINIT, MP_ENOMEM. */
+MP_API int mp_barrier_new(mp_barrier **out, unsigned parties,
+                          const mp_barrier_opts *opts);
+
+/* mp_barrier_wait - arrive and wait for the other parties. A negative
+   timeout means the barrier's default (Python's None). Returns the
+   arrival index, 0 .. parties-1 (each once per cycle), or MP_EBROKEN
+   (the barrier is or became broken: aborted, reset while waiting, its
+   action failed, another participant timed out or died while waiting),
+   MP_ETIMEDOUT (this call's timeout expired; the barrier is now broken),
+   MP_EINVAL. */
+MP_API int mp_barrier_wait(mp_barrier *b, double timeout);
+
+/* mp_barrier_abort - break the barrier: current and future waits return
+   MP_EBROKEN until mp_barrier_reset. Returns 0 or MP_EINVAL. */
+MP_API int mp_barrier_abort(mp_barrier *b);
+
+/* mp_barrier_reset - back to the empty, unbroken state; threads waiting
+   now get MP_EBROKEN. Returns 0 or MP_EINVAL. */
+MP_API int mp_barrier_reset(mp_barrier *b);
+
+/* mp_barrier_n_waiting - participants waiting in the current cycle (0
+   when broken), or MP_EINVAL. */
+MP_API int mp_barrier_n_waiting(mp_barrier *b);
+
+/* mp_barrier_broken - 1 if broken, 0 if not, MP_EINVAL. */
+MP_API int mp_barrier_broken(mp_barrier *b);
+
+/* mp_barrier_parties - the number of parties, or MP_EINVAL. */
+MP_API int mp_barrier_parties(mp_barrier *b);
+
+MP_API void mp_barrier_free(mp_barrier *b);
+MP_API size_t mp_barrier_size(unsigned parties);
+MP_API int mp_barrier_init_at(void *mem, size_t size, unsigned parties,
+                              const mp_barrier_opts *opts, mp_barrier **out);
+
 #ifdef __cplusplus
 }
 #endif

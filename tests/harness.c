@@ -47,6 +47,32 @@ double mp_test_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void mp_test_sleep(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+mp_process *mp_test_start(mp_target_fn fn, void *arg, size_t arg_size,
+                          mp_start_method m)
+{
+    mp_process *p = NULL;
+    mp_process_opts o = {.start = m, .arg_size = arg_size};
+    ck_assert_int_eq(mp_process_new(&p, fn, arg, &o), 0);
+    ck_assert_int_eq(mp_process_start(p), 0);
+    return p;
+}
+
+int mp_test_finish(mp_process *p, double timeout)
+{
+    ck_assert_int_eq(mp_process_join(p, timeout), 0);
+    int code = -1000;
+    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    mp_process_free(p);
+    return code;
+}
+
 int mp_test_wait_gone(pid_t pid, double timeout)
 {
     int fd = pidfd_open(pid, 0);

@@ -25,4 +25,16 @@ int mp_test_wait_gone(pid_t pid, double timeout);
 /* mp_test_now - CLOCK_MONOTONIC seconds. */
 double mp_test_now(void);
 
+/* mp_test_sleep - sleep s seconds. */
+void mp_test_sleep(double s);
+
+/* mp_test_start - new + start a child running fn(arg) (arg_size bytes
+   copied when nonzero) with method m; fails the test on error. */
+mp_process *mp_test_start(mp_target_fn fn, void *arg, size_t arg_size,
+                          mp_start_method m);
+
+/* mp_test_finish - join p (at most timeout seconds, failing the test
+   otherwise), free it, return its exit code. */
+int mp_test_finish(mp_process *p, double timeout);
+
 #endif

@@ -5,6 +5,7 @@
 #define MP_CORE_H
 
 #include "multiproc.h"
+#include "rmutex.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -47,45 +48,6 @@ int mp__new_lifeline(void);
    MP__NO_DEADLINE, 0 means already expired. Returns 0 or MP_EINVAL (NaN).
    Computed once at a call's entry and used by every step. */
 int mp__deadline(double timeout, uint64_t *dl);
-
-/* ---- robust mutex ------------------------------------------------------
- */
-
-/* MP__FUTEX_WAITERS, MP__FUTEX_OWNER_DIED, MP__FUTEX_TID_MASK - the
-   kernel's robust futex word format. */
-#define MP__FUTEX_WAITERS    0x80000000u
-#define MP__FUTEX_OWNER_DIED 0x40000000u
-#define MP__FUTEX_TID_MASK   0x3fffffffu
-
-/* mp__rmutex - a process-shared mutex owned by a thread, which the kernel
-   marks and hands on when its owner dies (robust futex list). Its layout
-   follows glibc's so that nodes can sit in glibc's per-thread list: the
-   word at 0, the {prev, next} node at 24 (futex_offset -32). */
-typedef struct mp__rmutex {
-    uint32_t word;     /* 0 free; owner tid | WAITERS | OWNER_DIED */
-    uint32_t spare[5]; /* keeps the node at offset 24 */
-    void *prev;        /* robust list node, private to the owner */
-    void *next;
-} mp__rmutex;
-
-/* mp__rmutex_init - an unlocked mutex. */
-void mp__rmutex_init(mp__rmutex *m);
-
-/* mp__rmutex_lock - acquire before deadline_ns (absolute ns; 0: try once;
-   MP__NO_DEADLINE: wait forever). Returns 0, MP_EOWNERDEAD (acquired; the
-   previous owner died holding it: the caller repairs what it guards),
-   MP_ETIMEDOUT, MP_EDEADLK (the caller already holds it). */
-int mp__rmutex_lock(mp__rmutex *m, uint64_t deadline_ns);
-
-/* mp__rmutex_unlock - release. Returns 0 or MP_EPERM (caller not owner). */
-int mp__rmutex_unlock(mp__rmutex *m);
-
-/* mp__rmutex_held - 1 if the calling thread holds m, else 0. */
-int mp__rmutex_held(const mp__rmutex *m);
-
-/* MP__SPIN_LIMIT - how many pause iterations a waiter spins before it
-   sleeps in the kernel (bounded: two cores are oversubscribed in tests). */
-#define MP__SPIN_LIMIT 128
 
 /* ---- the family arena --------------------------------------------------
  */

@@ -12,14 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* tid_cache - this thread's id; 0 until first asked (and again in a fork
-   child, where the forking thread got a new id). */
-static __thread pid_t tid_cache;
-
-/* rhead_cache, rhead_state - this thread's robust list head and whether it
-   was looked up (0 no, 1 usable, -1 unusable). */
-static __thread struct mp__robust_head *rhead_cache;
-static __thread int rhead_state;
+__thread pid_t mp__tls_tid MP__TLS;
+__thread struct mp__robust_head *mp__tls_rhead MP__TLS;
 
 /* pid_cache - this process's id; 0 until first asked, reset in fork
    children (glibc no longer caches it: getpid() is a system call). */
@@ -27,7 +21,7 @@ static pid_t pid_cache;
 
 static void reset_after_fork(void)
 {
-    tid_cache = 0;
+        mp__tls_tid = 0;
     pid_cache = 0;
     /* glibc keeps the head at the same address (the thread's TCB) and
        re-registers it in the child, so the cached head stays valid. */
@@ -70,13 +64,10 @@ int mp__futex_wake(uint32_t *addr, int n)
     return r < 0 ? -errno : (int)r;
 }
 
-pid_t mp__gettid(void)
+pid_t mp__gettid_slow(void)
 {
-    pid_t t = tid_cache;
-    if (__builtin_expect(t == 0, 0)) {
-        t = (pid_t)syscall(SYS_gettid);
-        tid_cache = t;
-    }
+    pid_t t = (pid_t)syscall(SYS_gettid);
+    mp__tls_tid = t;
     return t;
 }
 
@@ -101,18 +92,16 @@ int mp__tid_alive(pid_t tid)
 /* glibc's node: {prev, next}; the list links point at the next field. */
 #define MP__EXPECTED_FUTEX_OFFSET (-32L)
 
-struct mp__robust_head *mp__robust_head(void)
+struct mp__robust_head *mp__robust_head_slow(void)
 {
-    if (__builtin_expect(rhead_state != 0, 1))
-        return rhead_state > 0 ? rhead_cache : NULL;
     struct mp__robust_head *h = NULL;
     size_t len = 0;
-    rhead_state = -1;
     if (syscall(SYS_get_robust_list, 0, &h, &len) == 0 && h != NULL &&
         len == sizeof(struct mp__robust_head) &&
         h->futex_offset == MP__EXPECTED_FUTEX_OFFSET) {
-        rhead_cache = h;
-        rhead_state = 1;
+        mp__tls_rhead = h;
+        return h;
     }
-    return rhead_state > 0 ? rhead_cache : NULL;
+    mp__tls_rhead = MP__NO_ROBUST_HEAD;
+    return NULL;
 }

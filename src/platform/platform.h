@@ -53,11 +53,37 @@ struct mp__robust_head {
     long futex_offset;     /* futex word address minus node address */
     void *list_op_pending; /* node being locked or unlocked */
 };
-struct mp__robust_head *mp__robust_head(void);
+
+/* MP__TLS - the thread-local model of the caches below: initial-exec, so
+   that the shared library reads them without calling __tls_get_addr. */
+#define MP__TLS __attribute__((tls_model("initial-exec")))
+
+/* mp__tls_tid, mp__tls_rhead - per-thread caches of mp__gettid and
+   mp__robust_head: 0 / NULL until looked up; MP__NO_ROBUST_HEAD when the
+   head is unusable. The tid is reset in fork children. */
+extern __thread pid_t mp__tls_tid MP__TLS;
+extern __thread struct mp__robust_head *mp__tls_rhead MP__TLS;
+#define MP__NO_ROBUST_HEAD ((struct mp__robust_head *)(uintptr_t)1)
+
+/* mp__gettid_slow, mp__robust_head_slow - fill the caches. */
+pid_t mp__gettid_slow(void);
+struct mp__robust_head *mp__robust_head_slow(void);
+
+static inline struct mp__robust_head *mp__robust_head(void)
+{
+    struct mp__robust_head *h = mp__tls_rhead;
+    if (__builtin_expect(h == NULL, 0))
+        return mp__robust_head_slow();
+    return h == MP__NO_ROBUST_HEAD ? NULL : h;
+}
 
 /* mp__gettid - the calling thread's id, cached per thread (the cache is
    reset in fork children). Never fails. */
-pid_t mp__gettid(void);
+static inline pid_t mp__gettid(void)
+{
+    pid_t t = mp__tls_tid;
+    return __builtin_expect(t != 0, 1) ? t : mp__gettid_slow();
+}
 
 /* mp__tid_alive - 1 if a thread with id tid exists (it may be a zombie),
    0 if not. Used only when robust futex lists are unavailable. */

@@ -1,0 +1,308 @@
+/* barrier.c - Barrier: parties arrive, the last runs the action and
+   releases the cycle. Waiters hold robust arrival slots, so that one who
+   dies while waiting breaks the barrier instead of wedging the others. */
+#include "sync_internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+/* How often a sleeping waiter looks for dead participants. */
+#define CHECK_NS 100000000u
+
+/* Slot outcomes (user[1]); user[0] is the slot's cycle + 1. */
+#define OUT_PENDING 0u
+#define OUT_RELEASED 1u
+#define OUT_BROKEN 2u
+
+/* mp_barrier - the fixed part, then nslots robust arrival slots. */
+struct mp_barrier {
+    uint32_t magic;
+    uint32_t flags;
+    uint32_t futex;       /* bumped when a cycle ends, breaks or resets */
+    uint32_t parties;
+    mp__rmutex lock;      /* guards everything below */
+    uint32_t count;       /* arrivals in the current cycle */
+    uint32_t cycle;       /* the current cycle */
+    uint32_t broken;      /* the current cycle is broken */
+    uint32_t nslots;
+    uint32_t has_action;
+    uint32_t pad;
+    double timeout;       /* default timeout; <= 0: none */
+    uint64_t action_arg;  /* passed to the action as is */
+    mp__fnref action;     /* resolved in whichever process runs it */
+    mp__rmutex slots[];   /* held by waiters while they wait */
+};
+
+static int ok(const mp_barrier *b)
+{
+    return b != NULL && b->magic == MP__BAR_MAGIC;
+}
+
+static uint32_t slots_for(unsigned parties)
+{
+    return parties < 1 ? 2 : 2 * parties;
+}
+
+size_t mp_barrier_size(unsigned parties)
+{
+    if (parties == 0 || parties > INT_MAX / 2)
+        return 0;
+    return sizeof(mp_barrier) + slots_for(parties) * sizeof(mp__rmutex);
+}
+
+static int format(mp_barrier *b, unsigned parties,
+                  const mp_barrier_opts *opts, uint32_t flags)
+{
+    mp_barrier_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (isnan(o.timeout))
+        return MP_EINVAL;
+    memset(b, 0, sizeof *b);
+    if (o.action != NULL) {
+        int r = mp__fnref_make((void *)o.action, &b->action);
+        if (r != 0)
+            return r;
+        b->has_action = 1;
+    }
+    b->action_arg = (uint64_t)(uintptr_t)o.action_arg;
+    b->timeout = o.timeout;
+    b->parties = parties;
+    b->flags = flags;
+    b->nslots = slots_for(parties);
+    mp__rmutex_init(&b->lock);
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        mp__rmutex_init(&b->slots[i]);
+        b->slots[i].user[0] = b->slots[i].user[1] = 0;
+    }
+    __atomic_store_n(&b->magic, MP__BAR_MAGIC, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int mp_barrier_new(mp_barrier **out, unsigned parties,
+                   const mp_barrier_opts *opts)
+{
+    size_t size = mp_barrier_size(parties);
+    if (out == NULL || size == 0)
+        return MP_EINVAL;
+    int err = 0;
+    mp_barrier *b = mp__sync_new(size, &err);
+    if (b == NULL)
+        return err;
+    if ((err = format(b, parties, opts, 0)) != 0) {
+        mp_shared_free(b);
+        return err;
+    }
+    *out = b;
+    return 0;
+}
+
+int mp_barrier_init_at(void *mem, size_t size, unsigned parties,
+                       const mp_barrier_opts *opts, mp_barrier **out)
+{
+    size_t need = mp_barrier_size(parties);
+    if (out == NULL || need == 0 || mp__sync_place(mem, size, need) != 0)
+        return MP_EINVAL;
+    int r = format(mem, parties, opts, MP__OBJ_PLACED);
+    if (r == 0)
+        *out = mem;
+    return r;
+}
+
+/* Take the internal lock; a holder that died leaves the state suspect,
+   so the barrier breaks. */
+static void lock(mp_barrier *b)
+{
+    if (mp__rmutex_lock(&b->lock, MP__NO_DEADLINE) == MP_EOWNERDEAD) {
+        b->broken = 1;
+        __atomic_add_fetch(&b->futex, 1, __ATOMIC_RELEASE);
+        mp__futex_wake(&b->futex, INT_MAX);
+    }
+}
+
+static void unlock(mp_barrier *b)
+{
+    mp__rmutex_unlock(&b->lock);
+}
+
+/* Wake everyone; with the lock held. */
+static void wake_all(mp_barrier *b)
+{
+    __atomic_add_fetch(&b->futex, 1, __ATOMIC_RELEASE);
+    mp__futex_wake(&b->futex, INT_MAX);
+}
+
+/* Give the waiters of the current cycle their outcome. */
+static void settle(mp_barrier *b, uint32_t outcome)
+{
+    for (uint32_t i = 0; i < b->nslots; i++)
+        if (b->slots[i].user[0] == b->cycle + 1 &&
+            b->slots[i].user[1] == OUT_PENDING)
+            b->slots[i].user[1] = outcome;
+}
+
+static void break_locked(mp_barrier *b)
+{
+    b->broken = 1;
+    wake_all(b);
+}
+
+/* A free slot for a waiter of the current cycle, or -1 (then the waiter
+   goes without: only its death would go unnoticed). */
+static int take_slot(mp_barrier *b, uint32_t start)
+{
+    for (uint32_t k = 0; k < b->nslots; k++) {
+        uint32_t i = (start + k) % b->nslots;
+        int r = mp__rmutex_lock(&b->slots[i], 0);
+        if (r == 0 || r == MP_EOWNERDEAD) {
+            b->slots[i].user[0] = b->cycle + 1;
+            b->slots[i].user[1] = OUT_PENDING;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Whether a participant of the current cycle died while waiting. */
+static int someone_died(mp_barrier *b)
+{
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        uint32_t w = __atomic_load_n(&b->slots[i].word, __ATOMIC_ACQUIRE);
+        if ((w & MP__FUTEX_OWNER_DIED) && !(w & MP__FUTEX_TID_MASK) &&
+            b->slots[i].user[0] == b->cycle + 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* The last arrival: run the action, release the cycle. Lock held. */
+static int complete(mp_barrier *b, int idx)
+{
+    if (b->has_action) {
+        void *addr;
+        int r = mp__fnref_resolve(&b->action, &addr);
+        int (*fn)(void *);
+        memcpy(&fn, &addr, sizeof fn);
+        if (r != 0 || fn((void *)(uintptr_t)b->action_arg) != 0) {
+            break_locked(b);
+            return MP_EBROKEN;
+        }
+    }
+    settle(b, OUT_RELEASED);
+    b->count = 0;
+    b->cycle++;
+    wake_all(b);
+    return idx;
+}
+
+int mp_barrier_wait(mp_barrier *b, double timeout)
+{
+    if (!ok(b) || isnan(timeout))
+        return MP_EINVAL;
+    if (timeout < 0)
+        timeout = b->timeout > 0 ? b->timeout : MP_FOREVER;
+    uint64_t dl;
+    mp__deadline(timeout, &dl);
+    lock(b);
+    if (b->broken) {
+        unlock(b);
+        return MP_EBROKEN;
+    }
+    int idx = (int)b->count++;
+    if (b->count == b->parties) {
+        int r = complete(b, idx);
+        unlock(b);
+        return r;
+    }
+    uint32_t cyc = b->cycle;
+    int slot = take_slot(b, (uint32_t)idx);
+    int res;
+    for (;;) {
+        uint32_t fw = __atomic_load_n(&b->futex, __ATOMIC_RELAXED);
+        unlock(b);
+        uint64_t slice = mp__now_ns() + CHECK_NS;
+        mp__futex_wait(&b->futex, fw, slice < dl ? slice : dl);
+        lock(b);
+        uint32_t out = slot >= 0 ? b->slots[slot].user[1] : OUT_PENDING;
+        if (out != OUT_PENDING) {
+            res = out == OUT_RELEASED ? idx : MP_EBROKEN;
+            break;
+        }
+        if (slot < 0 && b->cycle != cyc) {
+            res = b->broken ? MP_EBROKEN : idx; /* best knowledge */
+            break;
+        }
+        if (b->broken) {
+            res = MP_EBROKEN;
+            break;
+        }
+        if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl)) {
+            break_locked(b); /* like Python: a time-out breaks it */
+            res = MP_ETIMEDOUT;
+            break;
+        }
+        if (someone_died(b)) {
+            break_locked(b);
+            res = MP_EBROKEN;
+            break;
+        }
+    }
+    if (slot >= 0) {
+        b->slots[slot].user[0] = 0;
+        mp__rmutex_unlock(&b->slots[slot]);
+    }
+    unlock(b);
+    return res;
+}
+
+int mp_barrier_abort(mp_barrier *b)
+{
+    if (!ok(b))
+        return MP_EINVAL;
+    lock(b);
+    break_locked(b);
+    unlock(b);
+    return 0;
+}
+
+int mp_barrier_reset(mp_barrier *b)
+{
+    if (!ok(b))
+        return MP_EINVAL;
+    lock(b);
+    /* Waiters of the cycle being abandoned learn it through their slots;
+       newcomers start a fresh cycle at once. */
+    settle(b, OUT_BROKEN);
+    b->count = 0;
+    b->broken = 0;
+    b->cycle++;
+    wake_all(b);
+    unlock(b);
+    return 0;
+}
+
+int mp_barrier_n_waiting(mp_barrier *b)
+{
+    if (!ok(b))
+        return MP_EINVAL;
+    return b->broken ? 0 : (int)__atomic_load_n(&b->count, __ATOMIC_RELAXED);
+}
+
+int mp_barrier_broken(mp_barrier *b)
+{
+    if (!ok(b))
+        return MP_EINVAL;
+    return (int)__atomic_load_n(&b->broken, __ATOMIC_RELAXED);
+}
+
+int mp_barrier_parties(mp_barrier *b)
+{
+    return ok(b) ? (int)b->parties : MP_EINVAL;
+}
+
+void mp_barrier_free(mp_barrier *b)
+{
+    if (ok(b))
+        mp__sync_free(b, &b->magic, b->flags);
+}
