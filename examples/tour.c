@@ -111,6 +111,63 @@ static double start_join_ms(mp_start_method how, int n)
     return (now() - t0) * 1e3 / n;
 }
 
+/* counter - the post's shared counter: a plain long in the arena. */
+struct counter {
+    mp_lock *lock; /* NULL: increment without one */
+    volatile long value;
+    long rounds;
+};
+
+static int increment(void *arg)
+{
+    struct counter *c = arg;
+    for (long i = 0; i < c->rounds; i++) {
+        if (c->lock != NULL)
+            check(mp_lock_acquire(c->lock, MP_FOREVER), "acquire");
+        c->value = c->value + 1; /* read, add, write: not atomic */
+        if (c->lock != NULL)
+            check(mp_lock_release(c->lock), "release");
+    }
+    return 0;
+}
+
+/* Four processes add to one counter; returns the final value. */
+static long count_with(mp_lock *lock, long rounds, double *secs)
+{
+    struct counter *c = mp_shared_alloc(sizeof *c);
+    c->lock = lock;
+    c->rounds = rounds;
+    double t0 = now();
+    mp_process *ps[4];
+    for (int i = 0; i < 4; i++) {
+        check(mp_process_new(&ps[i], increment, c, NULL), "new");
+        check(mp_process_start(ps[i]), "start");
+    }
+    for (int i = 0; i < 4; i++) {
+        check(mp_process_join(ps[i], MP_FOREVER), "join");
+        mp_process_free(ps[i]);
+    }
+    *secs = now() - t0;
+    long v = c->value;
+    mp_shared_free(c);
+    return v;
+}
+
+static void locks(void)
+{
+    section("Lock: four processes add 1 to a shared counter 1000000 times");
+    long rounds = 1000000, want = 4 * rounds;
+    double secs;
+    long v = count_with(NULL, rounds, &secs);
+    printf("without a lock: %ld (expected %ld)%s\n", v, want,
+           v == want ? "" : ": updates were lost");
+    mp_lock *lock;
+    check(mp_lock_new(&lock), "mp_lock_new");
+    v = count_with(lock, rounds, &secs);
+    printf("with a lock:    %ld (expected %ld) in %.3f s\n", v, want, secs);
+    mp_lock_free(lock);
+}
+
 int main(int argc, char **argv)
 {
     /* Like Python's `if __name__ == "__main__":` - spawned and forkserver
@@ -141,5 +198,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         printf("%-10s start+join of a no-op process: %.3f ms\n",
                methods[i].name, start_join_ms(methods[i].how, 20));
+
+    locks();
     return 0;
 }

@@ -30,8 +30,8 @@ static int steal_if_dead(mp__rmutex *m, uint32_t v, uint32_t self)
     if (owner == 0 || mp__tid_alive(owner))
         return 0;
     uint32_t want = self | (v & MP__FUTEX_WAITERS);
-    return __atomic_compare_exchange_n(&m->word, &v, want, 0,
-                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    return __atomic_compare_exchange_n(&m->word, &v, want, 0, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
 }
 
 int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
@@ -66,16 +66,14 @@ int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
             mp__rmutex_acquired(h, m);
             return MP_EOWNERDEAD;
         }
-                        /* Spin only for callers that may wait; never once someone
-           sleeps (the owner will wake a sleeper, not a spinner). The
-           pauses double between looks, so that a holder that re-takes
-           the lock at once keeps its cache line for a while instead of
-           trading it at every operation. */
+        /* Spin only for callers that may wait; never once someone
+sleeps (the owner will wake a sleeper, not a spinner). The
+pauses double between looks, so that a holder that re-takes
+the lock at once keeps its cache line for a while instead of
+trading it at every operation. */
         if (spin < MP__SPIN_LIMIT && deadline_ns != 0 &&
             !(v & MP__FUTEX_WAITERS)) {
-            for (int k = 1 << (spin < MP__SPIN_SHIFT ? spin : MP__SPIN_SHIFT);
-                 k > 0; k--)
-                mp__cpu_relax();
+            mp__spin_pause(spin);
             continue;
         }
         if (deadline_ns == 0 || mp__now_ns() >= deadline_ns) {

@@ -12,9 +12,9 @@
 
 /* MP__FUTEX_WAITERS, MP__FUTEX_OWNER_DIED, MP__FUTEX_TID_MASK - the
    kernel's robust futex word format. */
-#define MP__FUTEX_WAITERS 0x80000000u
+#define MP__FUTEX_WAITERS    0x80000000u
 #define MP__FUTEX_OWNER_DIED 0x40000000u
-#define MP__FUTEX_TID_MASK 0x3fffffffu
+#define MP__FUTEX_TID_MASK   0x3fffffffu
 
 /* MP__SPIN_LIMIT, MP__SPIN_SHIFT - a waiter looks at the word this many
    times before it sleeps in the kernel, with 1, 2, 4 .. 2^SHIFT pauses
@@ -23,6 +23,15 @@
    Bounded: two cores are oversubscribed in tests. */
 #define MP__SPIN_LIMIT 8
 #define MP__SPIN_SHIFT 6
+
+/* mp__spin_pause - the pause before look number round (0-based) of a
+   spinning waiter: 2^min(round, MP__SPIN_SHIFT) pause instructions. */
+static inline void mp__spin_pause(int round)
+{
+    for (int k = 1 << (round < MP__SPIN_SHIFT ? round : MP__SPIN_SHIFT); k > 0;
+         k--)
+        mp__cpu_relax();
+}
 
 /* mp__rmutex - laid out like glibc's pthread_mutex_t where the kernel
    looks (the word at 0, the {prev, next} node at 24: futex_offset -32),
@@ -55,8 +64,7 @@ static inline void **mp__rlist_prev_slot(void *link)
 
 /* mp__rmutex_acquired - finish an acquisition: link the node into the
    thread's list and clear the pending mark. */
-static inline void mp__rmutex_acquired(struct mp__robust_head *h,
-                                       mp__rmutex *m)
+static inline void mp__rmutex_acquired(struct mp__robust_head *h, mp__rmutex *m)
 {
     if (h != NULL) {
         *mp__rlist_prev_slot(h->list) = &m->next;
@@ -83,8 +91,8 @@ static inline int mp__rmutex_trylock(mp__rmutex *m)
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     }
     uint32_t zero = 0;
-    if (__builtin_expect(__atomic_compare_exchange_n(&m->word, &zero, self,
-                                                     0, __ATOMIC_ACQUIRE,
+    if (__builtin_expect(__atomic_compare_exchange_n(&m->word, &zero, self, 0,
+                                                     __ATOMIC_ACQUIRE,
                                                      __ATOMIC_RELAXED),
                          1)) {
         mp__rmutex_acquired(h, m);

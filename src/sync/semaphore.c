@@ -12,7 +12,7 @@ struct mp_semaphore {
     uint32_t waiters; /* threads sleeping (or about to) in acquire */
     uint32_t magic;
     uint32_t flags;
-    uint32_t bound;   /* 0: unbounded */
+    uint32_t bound; /* 0: unbounded */
     uint32_t pad;
 };
 
@@ -56,8 +56,8 @@ size_t mp_semaphore_size(void)
     return sizeof(mp_semaphore);
 }
 
-int mp_semaphore_init_at(void *mem, size_t size, unsigned value,
-                         unsigned bound, mp_semaphore **out)
+int mp_semaphore_init_at(void *mem, size_t size, unsigned value, unsigned bound,
+                         mp_semaphore **out)
 {
     if (out == NULL || bad_values(value, bound) ||
         mp__sync_place(mem, size, sizeof(mp_semaphore)) != 0)
@@ -89,7 +89,7 @@ int mp_semaphore_acquire(mp_semaphore *s, double timeout)
     uint64_t dl;
     mp__deadline(timeout, &dl);
     for (int i = 0; i < MP__SPIN_LIMIT; i++) {
-        mp__cpu_relax();
+        mp__spin_pause(i);
         if (__atomic_load_n(&s->value, __ATOMIC_RELAXED) && try_take(s))
             return 0;
     }
