@@ -11,27 +11,27 @@
 #define CHECK_NS 100000000u
 
 /* Slot outcomes (user[1]); user[0] is the slot's cycle + 1. */
-#define OUT_PENDING 0u
+#define OUT_PENDING  0u
 #define OUT_RELEASED 1u
-#define OUT_BROKEN 2u
+#define OUT_BROKEN   2u
 
 /* mp_barrier - the fixed part, then nslots robust arrival slots. */
 struct mp_barrier {
     uint32_t magic;
     uint32_t flags;
-    uint32_t futex;       /* bumped when a cycle ends, breaks or resets */
+    uint32_t futex; /* bumped when a cycle ends, breaks or resets */
     uint32_t parties;
-    mp__rmutex lock;      /* guards everything below */
-    uint32_t count;       /* arrivals in the current cycle */
-    uint32_t cycle;       /* the current cycle */
-    uint32_t broken;      /* the current cycle is broken */
+    mp__rmutex lock; /* guards everything below */
+    uint32_t count;  /* arrivals in the current cycle */
+    uint32_t cycle;  /* the current cycle */
+    uint32_t broken; /* the current cycle is broken */
     uint32_t nslots;
     uint32_t has_action;
     uint32_t pad;
-    double timeout;       /* default timeout; <= 0: none */
-    uint64_t action_arg;  /* passed to the action as is */
-    mp__fnref action;     /* resolved in whichever process runs it */
-    mp__rmutex slots[];   /* held by waiters while they wait */
+    double timeout;      /* default timeout; <= 0: none */
+    uint64_t action_arg; /* passed to the action as is */
+    mp__fnref action;    /* resolved in whichever process runs it */
+    mp__rmutex slots[];  /* held by waiters while they wait */
 };
 
 static int ok(const mp_barrier *b)
@@ -51,8 +51,8 @@ size_t mp_barrier_size(unsigned parties)
     return sizeof(mp_barrier) + slots_for(parties) * sizeof(mp__rmutex);
 }
 
-static int format(mp_barrier *b, unsigned parties,
-                  const mp_barrier_opts *opts, uint32_t flags)
+static int format(mp_barrier *b, unsigned parties, const mp_barrier_opts *opts,
+                  uint32_t flags)
 {
     mp_barrier_opts o = {0};
     if (opts != NULL)
@@ -149,13 +149,17 @@ static void break_locked(mp_barrier *b)
 }
 
 /* A free slot for a waiter of the current cycle, or -1 (then the waiter
-   goes without: only its death would go unnoticed). */
-static int take_slot(mp_barrier *b, uint32_t start)
+   goes without: only its death would go unnoticed). Taking over the slot
+   of a participant of this very cycle that died sets *died: that death
+   must break the barrier, not vanish with the slot's stamp. */
+static int take_slot(mp_barrier *b, uint32_t start, int *died)
 {
     for (uint32_t k = 0; k < b->nslots; k++) {
         uint32_t i = (start + k) % b->nslots;
         int r = mp__rmutex_lock(&b->slots[i], 0);
         if (r == 0 || r == MP_EOWNERDEAD) {
+            if (r == MP_EOWNERDEAD && b->slots[i].user[0] == b->cycle + 1)
+                *died = 1;
             b->slots[i].user[0] = b->cycle + 1;
             b->slots[i].user[1] = OUT_PENDING;
             return (int)i;
@@ -196,6 +200,35 @@ static int complete(mp_barrier *b, int idx)
     return idx;
 }
 
+/* Sleep until the cycle cyc of waiter idx (holding slot, or -1) ends,
+   breaks or times out at dl; its result. Lock held on entry and exit. */
+static int await_cycle(mp_barrier *b, int slot, int idx, uint32_t cyc,
+                       uint64_t dl)
+{
+    for (;;) {
+        uint32_t fw = __atomic_load_n(&b->futex, __ATOMIC_RELAXED);
+        unlock(b);
+        uint64_t slice = mp__now_ns() + CHECK_NS;
+        mp__futex_wait(&b->futex, fw, slice < dl ? slice : dl);
+        lock(b);
+        uint32_t out = slot >= 0 ? b->slots[slot].user[1] : OUT_PENDING;
+        if (out != OUT_PENDING)
+            return out == OUT_RELEASED ? idx : MP_EBROKEN;
+        if (slot < 0 && b->cycle != cyc) /* no slot: best knowledge */
+            return b->broken ? MP_EBROKEN : idx;
+        if (b->broken)
+            return MP_EBROKEN;
+        if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl)) {
+            break_locked(b); /* like Python: a time-out breaks it */
+            return MP_ETIMEDOUT;
+        }
+        if (someone_died(b)) {
+            break_locked(b);
+            return MP_EBROKEN;
+        }
+    }
+}
+
 int mp_barrier_wait(mp_barrier *b, double timeout)
 {
     if (!ok(b) || isnan(timeout))
@@ -216,38 +249,11 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
         return r;
     }
     uint32_t cyc = b->cycle;
-    int slot = take_slot(b, (uint32_t)idx);
-    int res;
-    for (;;) {
-        uint32_t fw = __atomic_load_n(&b->futex, __ATOMIC_RELAXED);
-        unlock(b);
-        uint64_t slice = mp__now_ns() + CHECK_NS;
-        mp__futex_wait(&b->futex, fw, slice < dl ? slice : dl);
-        lock(b);
-        uint32_t out = slot >= 0 ? b->slots[slot].user[1] : OUT_PENDING;
-        if (out != OUT_PENDING) {
-            res = out == OUT_RELEASED ? idx : MP_EBROKEN;
-            break;
-        }
-        if (slot < 0 && b->cycle != cyc) {
-            res = b->broken ? MP_EBROKEN : idx; /* best knowledge */
-            break;
-        }
-        if (b->broken) {
-            res = MP_EBROKEN;
-            break;
-        }
-        if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl)) {
-            break_locked(b); /* like Python: a time-out breaks it */
-            res = MP_ETIMEDOUT;
-            break;
-        }
-        if (someone_died(b)) {
-            break_locked(b);
-            res = MP_EBROKEN;
-            break;
-        }
-    }
+    int died = 0;
+    int slot = take_slot(b, (uint32_t)idx, &died);
+    int res = died ? MP_EBROKEN : await_cycle(b, slot, idx, cyc, dl);
+    if (died)
+        break_locked(b);
     if (slot >= 0) {
         b->slots[slot].user[0] = 0;
         mp__rmutex_unlock(&b->slots[slot]);
