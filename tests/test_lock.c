@@ -228,6 +228,63 @@ START_TEST(dead_thread_hands_lock_on)
 }
 END_TEST
 
+/* mailbox - where a lock made later by one child reaches another. */
+struct mailbox {
+    mp_lock *volatile lock;
+    volatile int stage; /* 1: lock posted, 2: taken by the user */
+};
+
+static int t_make_lock(void *arg)
+{
+    struct mailbox *m = arg;
+    mp_lock *l;
+    if (mp_lock_new(&l) != 0 || mp_lock_acquire(l, 0) != 0)
+        return 1;
+    m->lock = l;
+    m->stage = 1;
+    for (int i = 0; i < 10000 && m->stage != 2; i++)
+        mp_test_sleep(0.001);
+    /* The user timed out on it while we held it; now let it in. */
+    if (mp_lock_release(l) != 0)
+        return 2;
+    for (int i = 0; i < 10000 && m->stage != 3; i++)
+        mp_test_sleep(0.001);
+    mp_lock_free(l);
+    return m->stage == 3 ? 0 : 3;
+}
+
+static int t_use_posted_lock(void *arg)
+{
+    struct mailbox *m = arg;
+    for (int i = 0; i < 10000 && m->stage != 1; i++)
+        mp_test_sleep(0.001);
+    if (m->stage != 1 || mp_lock_acquire(m->lock, 0.05) != MP_ETIMEDOUT)
+        return 1;
+    m->stage = 2;
+    if (mp_lock_acquire(m->lock, 10) != 0)
+        return 2;
+    mp_lock_release(m->lock);
+    m->stage = 3;
+    return 0;
+}
+
+START_TEST(lock_reaches_process_through_shared_memory)
+{
+    /* The user starts before the lock exists; the lock's pointer reaches
+       it through shared memory, not inheritance. Every method pair. */
+    for (int k = 0; k < 3; k++) {
+        struct mailbox *m = mp_shared_alloc(sizeof *m);
+        mp_process *user =
+            mp_test_start(t_use_posted_lock, m, 0, mp_test_methods[k]);
+        mp_process *maker =
+            mp_test_start(t_make_lock, m, 0, mp_test_methods[(k + 1) % 3]);
+        ck_assert_int_eq(mp_test_finish(user, 60), 0);
+        ck_assert_int_eq(mp_test_finish(maker, 60), 0);
+        mp_shared_free(m);
+    }
+}
+END_TEST
+
 /* ---- RLock -------------------------------------------------------------
  */
 
@@ -867,6 +924,7 @@ Suite *mp_test_suite(void)
     mp_test_add(s, dead_holder_hands_lock_on);
     mp_test_add(s, waiter_woken_when_holder_dies);
     mp_test_add(s, dead_thread_hands_lock_on);
+    mp_test_add(s, lock_reaches_process_through_shared_memory);
     mp_test_add(s, rlock_basics);
     mp_test_add(s, rlock_dead_holder);
     mp_test_add(s, condition_notify);
