@@ -274,8 +274,6 @@ MP_API int mp_lock_new(mp_lock **out);
    calling thread holds it already: waiting would never end), MP_EINVAL
    (NULL, not a lock, NaN timeout). */
 MP_API int mp_lock_acquire(mp_lock *l, double timeout);
-/* 0, MP_ETIMEDOUT, or MP_EOWNERDEAD (acquired; the previous holder died
-   while holding it) */
 
 /* mp_lock_release - release the lock. Returns 0, MP_EPERM (the calling
    thread does not hold it), MP_EINVAL. */
@@ -315,8 +313,7 @@ typedef struct mp_semaphore mp_semaphore;
    bounded (BoundedSemaphore): release past bound fails. Returns 0,
    MP_EINVAL (NULL out, value > bound, value over INT_MAX), MP_ENOINIT,
    MP_ENOMEM. */
-MP_API int mp_semaphore_new(mp_semaphore **out, unsigned value,
-                            unsigned bound);
+MP_API int mp_semaphore_new(mp_semaphore **out, unsigned value, unsigned bound);
 
 /* mp_semaphore_acquire - decrement, waiting at most timeout seconds while
    the value is 0. Returns 0, MP_ETIMEDOUT, MP_EINVAL. */
@@ -343,8 +340,7 @@ typedef struct mp_condition mp_condition;
    locks must outlive the condition (and, with _init_at, sit in the same
    memory region). Returns 0, MP_EINVAL (both given, not a lock),
    MP_ENOINIT, MP_ENOMEM. */
-MP_API int mp_condition_new(mp_condition **out, mp_lock *lock,
-                            mp_rlock *rlock);
+MP_API int mp_condition_new(mp_condition **out, mp_lock *lock, mp_rlock *rlock);
 
 /* mp_condition_acquire, mp_condition_release - the underlying lock's. */
 MP_API int mp_condition_acquire(mp_condition *c, double timeout);

@@ -21,7 +21,7 @@ static pid_t pid_cache;
 
 static void reset_after_fork(void)
 {
-        mp__tls_tid = 0;
+    mp__tls_tid = 0;
     pid_cache = 0;
     /* glibc keeps the head at the same address (the thread's TCB) and
        re-registers it in the child, so the cached head stays valid. */

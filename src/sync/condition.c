@@ -19,13 +19,13 @@
 struct mp_condition {
     uint32_t magic;
     uint32_t flags;
-    uint32_t futex;   /* bumped by every notify: sleepers wait on it */
-    uint32_t rlock;   /* 1: the lock is an mp_rlock */
-    int64_t lock_rel; /* the lock's address minus ours */
-    uint64_t total;   /* waiters ever */
-    uint64_t wakeup;  /* wake-ups issued */
-    uint64_t woken;   /* wake-ups consumed */
-    uint64_t bcast;   /* notify_all count */
+    uint32_t futex;      /* bumped by every notify: sleepers wait on it */
+    uint32_t rlock;      /* 1: the lock is an mp_rlock */
+    int64_t lock_rel;    /* the lock's address minus ours */
+    uint64_t total;      /* waiters ever */
+    uint64_t wakeup;     /* wake-ups issued */
+    uint64_t woken;      /* wake-ups consumed */
+    uint64_t bcast;      /* notify_all count */
     struct mp_rlock own; /* the lock when none was given */
 };
 
@@ -58,8 +58,8 @@ static int format(mp_condition *c, mp_lock *lock, mp_rlock *rlock,
     c->flags = flags;
     c->futex = 0;
     c->rlock = rlock != NULL;
-    c->lock_rel = rlock != NULL ? (char *)rlock - (char *)c
-                                : (char *)lock - (char *)c;
+    c->lock_rel =
+        rlock != NULL ? (char *)rlock - (char *)c : (char *)lock - (char *)c;
     c->total = c->wakeup = c->woken = c->bcast = 0;
     __atomic_store_n(&c->magic, MP__COND_MAGIC, __ATOMIC_RELEASE);
     return 0;
@@ -86,8 +86,8 @@ size_t mp_condition_size(void)
     return sizeof(mp_condition);
 }
 
-int mp_condition_init_at(void *mem, size_t size, mp_lock *lock,
-                         mp_rlock *rlock, mp_condition **out)
+int mp_condition_init_at(void *mem, size_t size, mp_lock *lock, mp_rlock *rlock,
+                         mp_condition **out)
 {
     if (out == NULL || mp__sync_place(mem, size, sizeof(mp_condition)) != 0)
         return MP_EINVAL;
@@ -143,8 +143,8 @@ static int wait_until(mp_condition *c, uint64_t dl)
             c->woken++;
             break;
         }
-        if (r == MP_ETIMEDOUT || (dl != MP__NO_DEADLINE &&
-                                  (dl == 0 || mp__now_ns() >= dl))) {
+        if (r == MP_ETIMEDOUT ||
+            (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl))) {
             c->wakeup++;
             c->woken++;
             result = MP_ETIMEDOUT;

@@ -42,8 +42,7 @@ static void drop(mp__rmutex *m)
 {
     if (mp__rmutex_held(m))
         mp__rmutex_unlock(m);
-    else if (__atomic_load_n(&m->word, __ATOMIC_ACQUIRE) &
-             MP__FUTEX_TID_MASK)
+    else if (__atomic_load_n(&m->word, __ATOMIC_ACQUIRE) & MP__FUTEX_TID_MASK)
         return;
     mp__sync_free(m, &m->user[0], m->user[1]);
 }

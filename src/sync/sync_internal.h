@@ -11,13 +11,13 @@
 /* Magic numbers: the first check of every call, and 0xdead... once
    freed, so that a stale pointer gives MP_EINVAL while the memory says
    so. */
-#define MP__LOCK_MAGIC 0x4b434f4cu  /* "LOCK" */
+#define MP__LOCK_MAGIC  0x4b434f4cu /* "LOCK" */
 #define MP__RLOCK_MAGIC 0x4b434c52u /* "RLCK" */
-#define MP__SEM_MAGIC 0x414d4553u   /* "SEMA" */
-#define MP__COND_MAGIC 0x444e4f43u  /* "COND" */
+#define MP__SEM_MAGIC   0x414d4553u /* "SEMA" */
+#define MP__COND_MAGIC  0x444e4f43u /* "COND" */
 #define MP__EVENT_MAGIC 0x544e5645u /* "EVNT" */
-#define MP__BAR_MAGIC 0x52524142u   /* "BARR" */
-#define MP__DEAD_MAGIC 0xdeadbeefu
+#define MP__BAR_MAGIC   0x52524142u /* "BARR" */
+#define MP__DEAD_MAGIC  0xdeadbeefu
 
 /* MP__OBJ_PLACED - the memory belongs to the caller (_init_at). */
 #define MP__OBJ_PLACED 1u
