@@ -448,6 +448,98 @@ MP_API size_t mp_barrier_size(unsigned parties);
 MP_API int mp_barrier_init_at(void *mem, size_t size, unsigned parties,
                               const mp_barrier_opts *opts, mp_barrier **out);
 
+/* ------------------------------------------------------------------------
+   Queues: Queue, JoinableQueue and SimpleQueue in one type. A ring in the
+   family arena carries variable-size byte messages between any number of
+   producers and consumers; no system call per message while the other
+   side is awake; a process killed in the middle of a call never tears,
+   loses (once put returned) or duplicates a message (docs/queue.md).
+   ------------------------------------------------------------------------ */
+
+/* mp_queue - a multi-producer, multi-consumer message queue. */
+typedef struct mp_queue mp_queue;
+
+/* mp_queue_opts - options of mp_queue_new; zero or NULL: defaults. */
+typedef struct mp_queue_opts {
+    size_t maxsize;  /* messages; 0: bounded only by capacity */
+    size_t capacity; /* bytes of ring; 0: default */
+    int joinable;    /* task_done / join enabled */
+} mp_queue_opts;
+
+/* mp_queue_new - a queue in the arena. capacity is rounded up to a power
+   of two, at least 4 KiB (default 1 MiB, at most 1 GiB). Returns 0,
+   MP_EINVAL (NULL out, capacity over 1 GiB, maxsize over 2^26 - 1),
+   MP_ENOINIT, MP_ENOMEM. */
+MP_API int mp_queue_new(mp_queue **out, const mp_queue_opts *opts);
+
+/* mp_queue_put - copy len bytes into the queue, waiting at most timeout
+   seconds for room. A message longer than half the capacity is copied
+   into its own arena block and travels by reference (maxsize still counts
+   it; capacity does not). Returns 0 once the message is in shared memory
+   (a consumer will get it even if this process dies next), MP_EFULL (no
+   room in time), MP_ECLOSED, MP_ENOMEM (arena full, for a large message),
+   MP_EINVAL (NULL q, NULL data with len > 0, NaN timeout). */
+MP_API int mp_queue_put(mp_queue *q, const void *data, size_t len,
+                        double timeout); /* 0, MP_EFULL, MP_ECLOSED */
+
+/* mp_queue_get - take the oldest message into buf (cap bytes), waiting at
+   most timeout seconds for one. Returns its length, MP_EEMPTY (none in
+   time), MP_EMSGSIZE (longer than cap: it stays queued; mp_queue_get_ex
+   says its length), MP_EOF (closed and drained), MP_EINVAL. */
+MP_API ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout);
+/* length, MP_EEMPTY, MP_EMSGSIZE (message stays), MP_EOF */
+
+/* mp_queue_get_ex - mp_queue_get that also stores the message's length in
+ *need (when not NULL), in particular with MP_EMSGSIZE. */
+MP_API ssize_t mp_queue_get_ex(mp_queue *q, void *buf, size_t cap, size_t *need,
+                               double timeout);
+
+/* mp_queue_get_alloc - take the oldest message into a malloc'd buffer
+   (*out; free() it; a zero-length message gives a 1-byte buffer). Returns
+   its length or the codes of mp_queue_get (MP_ENOMEM: no private memory;
+   the message stays). */
+MP_API ssize_t mp_queue_get_alloc(mp_queue *q, void **out, double timeout);
+
+/* mp_queue_put_ref - hand over an arena block (from mp_shared_alloc)
+   holding len bytes, without copying: the queue owns it from then on. The
+   codes of mp_queue_put; on failure the block stays the caller's. */
+MP_API int mp_queue_put_ref(mp_queue *q, void *block, size_t len,
+                            double timeout);
+
+/* mp_queue_get_ref - take the oldest message as an arena block (*block;
+   the caller frees it with mp_shared_free): without copying when it was
+   put by reference or is large; a small message is copied into a new
+   block. Returns its length or the codes of mp_queue_get. */
+MP_API ssize_t mp_queue_get_ref(mp_queue *q, void **block, double timeout);
+
+/* mp_queue_qsize - the number of messages in the queue (exact at the
+   moment of the call), or MP_EINVAL. */
+MP_API int mp_queue_qsize(mp_queue *q);
+
+/* mp_queue_empty, mp_queue_full - 1 or 0 (full: maxsize messages in it,
+   or less than 16 bytes of ring left), or MP_EINVAL. */
+MP_API int mp_queue_empty(mp_queue *q);
+MP_API int mp_queue_full(mp_queue *q);
+
+/* mp_queue_close - no more puts (they return MP_ECLOSED); gets drain what
+   is left, then return MP_EOF. Wakes every waiter. Returns 0 or
+   MP_EINVAL. */
+MP_API int mp_queue_close(mp_queue *q);
+
+/* mp_queue_task_done - a message taken from a joinable queue has been
+   processed. Returns 0, MP_ERANGE (more calls than messages put),
+   MP_ENOTSUP (not joinable), MP_EINVAL. */
+MP_API int mp_queue_task_done(mp_queue *q);
+
+/* mp_queue_join - wait until every message put has been task_done'd, at
+   most timeout seconds. Returns 0, MP_ETIMEDOUT, MP_ENOTSUP (not
+   joinable), MP_EINVAL. */
+MP_API int mp_queue_join(mp_queue *q, double timeout);
+
+/* mp_queue_free - free the queue and the messages left in it (NULL:
+   no-op). No process may use it any more. */
+MP_API void mp_queue_free(mp_queue *q);
+
 #ifdef __cplusplus
 }
 #endif

@@ -350,6 +350,21 @@ int mp_shared_contains(const void *ptr)
     return p >= base && p < base + a->size;
 }
 
+size_t mp__arena_usable(const void *ptr)
+{
+    struct arena_hdr *a = H();
+    if (a == NULL || !mp_shared_contains(ptr))
+        return 0;
+    uint64_t off = mp__arena_off(ptr) - 16;
+    if ((off & 15) != 0 || off < a->heap_start ||
+        off + BLK_MIN > __atomic_load_n(&a->top, __ATOMIC_ACQUIRE))
+        return 0;
+    const struct blk *b = B(off);
+    if (b->check != check_of(off) || !(b->sf & BLK_USED))
+        return 0;
+    return (size_t)(bsize(b) - 16);
+}
+
 void mp_shared_free(void *ptr)
 {
     struct arena_hdr *a = H();

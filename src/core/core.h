@@ -79,6 +79,10 @@ static inline void *mp__arena_ptr(uint64_t off)
    two, at least 16). NULL when exhausted. */
 void *mp__arena_alloc(size_t size, size_t align);
 
+/* mp__arena_usable - the usable bytes of the live block at ptr (as given
+   by mp_shared_alloc), or 0 when ptr is not the start of one. */
+size_t mp__arena_usable(const void *ptr);
+
 /* mp__arena_check - walk the whole heap and verify every invariant.
    Returns 0, or MP_ENOTRECOVERABLE with a reason in *why. For tests. */
 int mp__arena_check(const char **why);

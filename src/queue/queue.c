@@ -1,0 +1,541 @@
+/* queue.c - Queue / JoinableQueue / SimpleQueue: a byte ring in the family
+   arena between producers (serialised by one robust lock) and consumers
+   (by another), committed with single 64-bit stores. */
+#include "../core/core.h"
+#include "../platform/platform.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How it survives a kill. A put writes the record beyond the head, then
+   commits it with one store of the head word, which packs the message
+   count with the byte position (so the count can never disagree with the
+   bytes). A get copies the record out, then commits with one store of the
+   tail word. A process killed before its commit changed nothing anyone
+   can see; killed after it, the work is done. The next process to take
+   the dead one's lock gets MP_EOWNERDEAD from the kernel at once and has
+   nothing to repair. What can be lost: a message a consumer had taken
+   (committed) when it died, and the arena block of a large message whose
+   producer died between copying and committing. */
+
+#define Q_MAGIC       0x55455551u /* "QUEU" */
+#define Q_DEAD        0xdeadbeefu
+#define Q_MIN_CAP     ((uint64_t)4096)
+#define Q_DEFAULT_CAP ((uint64_t)1 << 20)
+#define Q_MAX_CAP     ((uint64_t)1 << 30)
+
+/* The head and tail words: message count (26 bits) | byte position. */
+#define POS_BITS 38
+#define CNT_MASK ((UINT64_C(1) << 26) - 1)
+#define POS_MASK ((UINT64_C(1) << POS_BITS) - 1)
+#define PACK(cnt, pos)                                                         \
+    ((((uint64_t)(cnt)&CNT_MASK) << POS_BITS) | ((pos)&POS_MASK))
+#define CNT(w) ((w) >> POS_BITS)
+#define POS(w) ((w)&POS_MASK)
+
+/* Record kinds. */
+#define K_DATA 1u
+#define K_WRAP 2u /* the rest of the ring is unused: go to its start */
+#define K_REF  3u /* the payload is a struct qref */
+
+/* rec - the 8-byte header of every record; the payload follows, padded
+   to 8 bytes. */
+struct rec {
+    uint32_t len; /* payload bytes (K_WRAP: bytes to skip) */
+    uint32_t kind;
+};
+
+/* qref - a message that lives in its own arena block. */
+struct qref {
+    uint64_t off; /* arena offset of the block */
+    uint64_t len; /* message bytes */
+};
+
+/* mp_queue - one cache line per role, so that producers and consumers
+   each keep their lock and their cached view of the other side local,
+   and only the head and tail lines travel. */
+struct mp_queue {
+    /* read-mostly */
+    uint32_t magic;
+    uint32_t joinable;
+    uint64_t cap;     /* ring bytes, a power of two */
+    uint64_t maxsize; /* 0: no message limit */
+    int64_t ring_rel; /* ring address minus ours */
+    uint32_t closed;
+    char pad0[64 - 36];
+    /* producers */
+    mp__rmutex plock;
+    uint64_t ptail; /* producers' last view of tail */
+    char pad1[64 - 48];
+    uint64_t head; /* committed by producers */
+    char pad2[64 - 8];
+    /* consumers */
+    mp__rmutex clock;
+    uint64_t chead; /* consumers' last view of head */
+    char pad3[64 - 48];
+    uint64_t tail; /* committed by consumers */
+    char pad4[64 - 8];
+    /* sleeping */
+    uint32_t data_seq;   /* futex: bumped when a put wakes consumers */
+    uint32_t cons_sleep; /* 1: a consumer may sleep: the next put wakes */
+    uint32_t space_seq;  /* futex: bumped when a get wakes producers */
+    uint32_t prod_sleep; /* 1: a producer may sleep: the next get wakes */
+    uint32_t done;       /* task_done calls (joinable) */
+    uint32_t join_sleep; /* 1: a joiner may sleep */
+    char pad5[64 - 24];
+};
+
+_Static_assert(sizeof(struct mp_queue) == 6 * 64, "one line per role");
+
+static int ok(const mp_queue *q)
+{
+    return q != NULL && q->magic == Q_MAGIC;
+}
+
+static char *ring(mp_queue *q)
+{
+    return (char *)q + q->ring_rel;
+}
+
+static uint64_t round8(uint64_t n)
+{
+    return (n + 7) & ~(uint64_t)7;
+}
+
+/* How long a waiter spins before it sleeps: MP_QUEUE_SPIN_US, default
+   20 us (under the 30-50 us a sleeping waiter costs to wake). */
+static uint64_t spin_ns(void)
+{
+    static uint64_t ns = UINT64_MAX;
+    uint64_t v = __atomic_load_n(&ns, __ATOMIC_RELAXED);
+    if (v == UINT64_MAX) {
+        const char *e = getenv("MP_QUEUE_SPIN_US");
+        long us = e != NULL ? strtol(e, NULL, 10) : 20;
+        v = us < 0 ? 0 : (uint64_t)us * 1000u;
+        __atomic_store_n(&ns, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+int mp_queue_new(mp_queue **out, const mp_queue_opts *opts)
+{
+    mp_queue_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (out == NULL || o.capacity > Q_MAX_CAP || o.maxsize > CNT_MASK)
+        return MP_EINVAL;
+    int r = mp__require_init();
+    if (r != 0)
+        return r;
+    uint64_t cap = o.capacity ? o.capacity : Q_DEFAULT_CAP;
+    if (cap < Q_MIN_CAP)
+        cap = Q_MIN_CAP;
+    cap = UINT64_C(1) << (64 - __builtin_clzll(cap - 1));
+    mp_queue *q = mp__arena_alloc(sizeof *q + cap, 64);
+    if (q == NULL)
+        return MP_ENOMEM;
+    q->joinable = o.joinable != 0;
+    q->cap = cap;
+    q->maxsize = o.maxsize;
+    q->ring_rel = (int64_t)sizeof *q;
+    mp__rmutex_init(&q->plock);
+    mp__rmutex_init(&q->clock);
+    /* The rest is zero (fresh arena memory). */
+    __atomic_store_n(&q->magic, Q_MAGIC, __ATOMIC_RELEASE);
+    *out = q;
+    return 0;
+}
+
+/* Take a queue lock; a dead holder left nothing to repair (see above). */
+static void qlock(mp__rmutex *m)
+{
+    int r = mp__rmutex_lock(m, MP__NO_DEADLINE);
+    (void)r; /* 0 or MP_EOWNERDEAD: both mean ours now */
+}
+
+/* Spin until *word differs from seen (or the queue is closed) for the
+   spin budget, then sleep on the futex seq (raising *sleepers) until dl.
+   Returns 1 (look again) or 0 (timed out). */
+static int await_change(mp_queue *q, uint64_t *word, uint64_t seen,
+                        uint32_t *seq, uint32_t *sleepers, int lag, uint64_t dl)
+{
+    uint64_t budget = spin_ns();
+    if (budget > 0 && dl != 0) {
+        /* Look at the other side's line with doubling pauses, starting
+           after 2^lag: each look takes the line from its writer, so
+           looking less often lets the writer commit a run of messages
+           undisturbed. */
+        uint64_t until = mp__now_ns() + budget;
+        for (int i = lag;; i++) {
+            mp__spin_pause(i);
+            if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seen ||
+                __atomic_load_n(&q->closed, __ATOMIC_ACQUIRE))
+                return 1;
+            if (i >= MP__SPIN_SHIFT) {
+                uint64_t now = mp__now_ns();
+                if (now >= until || now >= dl)
+                    break;
+            }
+        }
+    }
+    if (dl == 0 || (dl != MP__NO_DEADLINE && mp__now_ns() >= dl))
+        return __atomic_load_n(word, __ATOMIC_ACQUIRE) != seen;
+    uint32_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    /* Raise the flag, then look once more: a commit that comes after the
+       look sees the flag (both sides sequentially consistent) and wakes
+       every sleeper; the flag is not lowered by the sleeper, so at worst
+       one commit makes a needless wake-up call. */
+    __atomic_store_n(sleepers, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(word, __ATOMIC_SEQ_CST) != seen ||
+        __atomic_load_n(&q->closed, __ATOMIC_SEQ_CST))
+        return 1;
+    return mp__futex_wait(seq, s, dl) == MP_ETIMEDOUT ? 0 : 1;
+}
+
+/* The first pause of a waiting consumer (producer) is 2^lag pauses. A
+   wait that ends with several messages (several records of room) ready
+   means the other side runs ahead: look later next time, so that it
+   commits whole runs without losing its line at each message. A wait
+   that ends with one means ping-pong: look early. Per thread. */
+static __thread int data_lag, space_lag;
+
+static void adapt(int *lag, int plenty)
+{
+    if (plenty && *lag < MP__SPIN_SHIFT)
+        (*lag)++;
+    else if (!plenty && *lag > 0)
+        (*lag)--;
+}
+
+/* After a commit (sequentially consistent): if someone may sleep, the
+   first committer to see the flag lowers it and wakes them all, so a
+   stream of commits makes one system call per sleep, not one each. */
+static void wake(uint32_t *seq, uint32_t *flag)
+{
+    if (__atomic_load_n(flag, __ATOMIC_SEQ_CST) != 0 &&
+        __atomic_exchange_n(flag, 0, __ATOMIC_SEQ_CST) != 0) {
+        __atomic_add_fetch(seq, 1, __ATOMIC_SEQ_CST);
+        mp__futex_wake(seq, INT_MAX);
+    }
+}
+
+/* The bytes a record with a payload of len takes. */
+static uint64_t rec_size(uint64_t len)
+{
+    return sizeof(struct rec) + round8(len);
+}
+
+/* Append one record (kind, payload of len bytes, or a qref) and commit.
+   Waits for room until dl. Returns 0, MP_EFULL, MP_ECLOSED. */
+static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
+                  uint64_t dl)
+{
+    uint64_t need = rec_size(len);
+    int waited = 0;
+    for (;;) {
+        if (__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE))
+            return MP_ECLOSED;
+        qlock(&q->plock);
+        uint64_t h = q->head;
+        uint64_t pos = POS(h), off = pos & (q->cap - 1);
+        uint64_t to_end = q->cap - off;
+        uint64_t waste = need > to_end ? to_end : 0;
+        uint64_t t = q->ptail;
+        for (int fresh = 0;; fresh++) {
+            uint64_t used = (pos - POS(t)) & POS_MASK;
+            uint64_t n = (CNT(h) - CNT(t)) & CNT_MASK;
+            /* The count field must not wrap: at most CNT_MASK messages. */
+            if (used + need + waste <= q->cap &&
+                n < (q->maxsize ? q->maxsize : CNT_MASK))
+                break;
+            if (fresh) {
+                t = UINT64_MAX; /* no room */
+                break;
+            }
+            t = q->ptail = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+        }
+        if (t == UINT64_MAX) {
+            uint64_t seen = q->ptail;
+            mp__rmutex_unlock(&q->plock);
+            if (!await_change(q, &q->tail, seen, &q->space_seq, &q->prod_sleep,
+                              space_lag, dl))
+                return MP_EFULL;
+            waited = 1;
+            continue;
+        }
+        if (waited)
+            adapt(&space_lag,
+                  q->cap - ((pos - POS(t)) & POS_MASK) >= 2 * (need + waste));
+        char *base = ring(q);
+        if (waste) {
+            struct rec w = {(uint32_t)waste, K_WRAP};
+            memcpy(base + off, &w, sizeof w);
+            off = 0;
+        }
+        struct rec r = {(uint32_t)len, kind};
+        memcpy(base + off, &r, sizeof r);
+        if (len)
+            memcpy(base + off + sizeof r, data, len);
+        __atomic_store_n(&q->head, PACK(CNT(h) + 1, pos + waste + need),
+                         __ATOMIC_SEQ_CST);
+        mp__rmutex_unlock(&q->plock);
+        wake(&q->data_seq, &q->cons_sleep);
+        return 0;
+    }
+}
+
+/* What a get does with the message it found. */
+enum take_mode { TAKE_BUF, TAKE_ALLOC, TAKE_REF };
+
+/* Take the oldest message: into buf (cap bytes), a malloc'd buffer, or an
+   arena block (*out). Returns its length or a code; *need gets the
+   length also with MP_EMSGSIZE. */
+static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
+                    void **out, size_t *need, uint64_t dl)
+{
+    int waited = 0;
+    for (;;) {
+        qlock(&q->clock);
+        uint64_t t = q->tail;
+        uint64_t h = q->chead;
+        if (POS(h) == POS(t))
+            h = q->chead = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+        if (POS(h) == POS(t)) {
+            mp__rmutex_unlock(&q->clock);
+            if (__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
+                /* Closed: gone if still nothing after the close. */
+                if (POS(__atomic_load_n(&q->head, __ATOMIC_ACQUIRE)) == POS(t))
+                    return MP_EOF;
+                continue;
+            }
+            if (!await_change(q, &q->head, h, &q->data_seq, &q->cons_sleep,
+                              data_lag, dl))
+                return MP_EEMPTY;
+            waited = 1;
+            continue;
+        }
+        if (waited)
+            adapt(&data_lag, ((CNT(h) - CNT(t)) & CNT_MASK) >= 2);
+        char *base = ring(q);
+        uint64_t off = POS(t) & (q->cap - 1);
+        struct rec r;
+        memcpy(&r, base + off, sizeof r);
+        if (r.kind == K_WRAP) {
+            t = PACK(CNT(t), POS(t) + r.len);
+            __atomic_store_n(&q->tail, t, __ATOMIC_RELEASE);
+            off = 0;
+            memcpy(&r, base, sizeof r);
+        }
+        const char *payload = base + off + sizeof r;
+        struct qref ref = {0, r.len};
+        if (r.kind == K_REF)
+            memcpy(&ref, payload, sizeof ref);
+        const char *src =
+            r.kind == K_REF ? (const char *)mp__arena_ptr(ref.off) : payload;
+        size_t len = (size_t)ref.len;
+        if (need != NULL)
+            *need = len;
+        void *block = NULL;
+        if (mode == TAKE_BUF) {
+            if (len > cap) {
+                mp__rmutex_unlock(&q->clock);
+                return MP_EMSGSIZE;
+            }
+            memcpy(buf, src, len);
+        } else if (mode == TAKE_ALLOC) {
+            block = malloc(len ? len : 1);
+            if (block == NULL) {
+                mp__rmutex_unlock(&q->clock);
+                return MP_ENOMEM;
+            }
+            memcpy(block, src, len);
+        } else if (r.kind == K_REF) {
+            block = (void *)src; /* handed over as it is */
+        } else {
+            block = mp__arena_alloc(len ? len : 1, 16);
+            if (block == NULL) {
+                mp__rmutex_unlock(&q->clock);
+                return MP_ENOMEM;
+            }
+            memcpy(block, src, len);
+        }
+        __atomic_store_n(&q->tail, PACK(CNT(t) + 1, POS(t) + rec_size(r.len)),
+                         __ATOMIC_SEQ_CST);
+        mp__rmutex_unlock(&q->clock);
+        if (r.kind == K_REF && mode != TAKE_REF)
+            mp_shared_free((void *)src);
+        wake(&q->space_seq, &q->prod_sleep);
+        if (out != NULL)
+            *out = block;
+        return (ssize_t)len;
+    }
+}
+
+int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
+{
+    uint64_t dl;
+    if (!ok(q) || (data == NULL && len > 0) || mp__deadline(timeout, &dl))
+        return MP_EINVAL;
+    if (rec_size(len) <= q->cap / 2)
+        return append(q, K_DATA, data, len, dl);
+    /* Large: its own arena block, one copy, referenced from the ring. */
+    void *block = mp__arena_alloc(len, 64);
+    if (block == NULL)
+        return MP_ENOMEM;
+    memcpy(block, data, len);
+    struct qref ref = {mp__arena_off(block), len};
+    int r = append(q, K_REF, &ref, sizeof ref, dl);
+    if (r != 0)
+        mp_shared_free(block);
+    return r;
+}
+
+int mp_queue_put_ref(mp_queue *q, void *block, size_t len, double timeout)
+{
+    uint64_t dl;
+    if (!ok(q) || mp__arena_usable(block) < len ||
+        mp__arena_usable(block) == 0 || mp__deadline(timeout, &dl))
+        return MP_EINVAL;
+    struct qref ref = {mp__arena_off(block), len};
+    return append(q, K_REF, &ref, sizeof ref, dl);
+}
+
+ssize_t mp_queue_get_ex(mp_queue *q, void *buf, size_t cap, size_t *need,
+                        double timeout)
+{
+    uint64_t dl;
+    if (!ok(q) || (buf == NULL && cap > 0) || mp__deadline(timeout, &dl))
+        return MP_EINVAL;
+    return take(q, TAKE_BUF, buf, cap, NULL, need, dl);
+}
+
+ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout)
+{
+    return mp_queue_get_ex(q, buf, cap, NULL, timeout);
+}
+
+ssize_t mp_queue_get_alloc(mp_queue *q, void **out, double timeout)
+{
+    uint64_t dl;
+    if (!ok(q) || out == NULL || mp__deadline(timeout, &dl))
+        return MP_EINVAL;
+    return take(q, TAKE_ALLOC, NULL, 0, out, NULL, dl);
+}
+
+ssize_t mp_queue_get_ref(mp_queue *q, void **block, double timeout)
+{
+    uint64_t dl;
+    if (!ok(q) || block == NULL || mp__deadline(timeout, &dl))
+        return MP_EINVAL;
+    return take(q, TAKE_REF, NULL, 0, block, NULL, dl);
+}
+
+int mp_queue_qsize(mp_queue *q)
+{
+    if (!ok(q))
+        return MP_EINVAL;
+    uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+    return (int)((CNT(h) - CNT(t)) & CNT_MASK);
+}
+
+int mp_queue_empty(mp_queue *q)
+{
+    int n = mp_queue_qsize(q);
+    return n < 0 ? n : n == 0;
+}
+
+int mp_queue_full(mp_queue *q)
+{
+    if (!ok(q))
+        return MP_EINVAL;
+    uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+    uint64_t n = (CNT(h) - CNT(t)) & CNT_MASK;
+    uint64_t used = (POS(h) - POS(t)) & POS_MASK;
+    return (q->maxsize && n >= q->maxsize) || q->cap - used < rec_size(8);
+}
+
+int mp_queue_close(mp_queue *q)
+{
+    if (!ok(q))
+        return MP_EINVAL;
+    __atomic_store_n(&q->closed, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&q->data_seq, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&q->space_seq, 1, __ATOMIC_SEQ_CST);
+    mp__futex_wake(&q->data_seq, INT_MAX);
+    mp__futex_wake(&q->space_seq, INT_MAX);
+    return 0;
+}
+
+/* Messages put but not yet task_done'd. */
+static uint64_t unfinished(mp_queue *q, uint32_t done)
+{
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    return (CNT(h) - done) & CNT_MASK;
+}
+
+int mp_queue_task_done(mp_queue *q)
+{
+    if (!ok(q))
+        return MP_EINVAL;
+    if (!q->joinable)
+        return MP_ENOTSUP;
+    uint32_t d = __atomic_load_n(&q->done, __ATOMIC_ACQUIRE);
+    do {
+        if (unfinished(q, d) == 0)
+            return MP_ERANGE;
+    } while (!__atomic_compare_exchange_n(&q->done, &d, d + 1, 1,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
+    if (unfinished(q, d + 1) == 0 &&
+        __atomic_exchange_n(&q->join_sleep, 0, __ATOMIC_SEQ_CST))
+        mp__futex_wake(&q->done, INT_MAX);
+    return 0;
+}
+
+int mp_queue_join(mp_queue *q, double timeout)
+{
+    uint64_t dl;
+    if (!ok(q) || mp__deadline(timeout, &dl))
+        return MP_EINVAL;
+    if (!q->joinable)
+        return MP_ENOTSUP;
+    for (;;) {
+        uint32_t d = __atomic_load_n(&q->done, __ATOMIC_SEQ_CST);
+        if (unfinished(q, d) == 0)
+            return 0;
+        if (dl == 0 || (dl != MP__NO_DEADLINE && mp__now_ns() >= dl))
+            return MP_ETIMEDOUT;
+        __atomic_store_n(&q->join_sleep, 1, __ATOMIC_SEQ_CST);
+        if (unfinished(q, __atomic_load_n(&q->done, __ATOMIC_SEQ_CST)) != 0)
+            mp__futex_wait(&q->done, d, dl);
+    }
+}
+
+void mp_queue_free(mp_queue *q)
+{
+    if (!ok(q))
+        return;
+    /* Large messages still queued own arena blocks: free them. */
+    uint64_t t = q->tail, h = q->head;
+    char *base = ring(q);
+    while (POS(t) != POS(h)) {
+        uint64_t off = POS(t) & (q->cap - 1);
+        struct rec r;
+        memcpy(&r, base + off, sizeof r);
+        if (r.kind == K_WRAP) {
+            t = PACK(CNT(t), POS(t) + r.len);
+            continue;
+        }
+        if (r.kind == K_REF) {
+            struct qref ref;
+            memcpy(&ref, base + off + sizeof r, sizeof ref);
+            mp_shared_free(mp__arena_ptr(ref.off));
+        }
+        t = PACK(CNT(t) + 1, POS(t) + rec_size(r.len));
+    }
+    __atomic_store_n(&q->magic, Q_DEAD, __ATOMIC_RELEASE);
+    mp_shared_free(q);
+}
