@@ -540,6 +540,63 @@ MP_API int mp_queue_join(mp_queue *q, double timeout);
    no-op). No process may use it any more. */
 MP_API void mp_queue_free(mp_queue *q);
 
+/* ------------------------------------------------------------------------
+   Pipes and connections: Python's Pipe(duplex) and Connection, carrying
+   byte messages over a socket pair (duplex) or a pipe (one-way). A
+   connection is a per-process object around a file descriptor: fork
+   children inherit it; use a queue to reach spawn and forkserver children.
+   ------------------------------------------------------------------------ */
+
+/* mp_conn - one end of a pipe. */
+typedef struct mp_conn mp_conn;
+
+/* mp_pipe_new - a connected pair. duplex: both ends send and receive;
+   otherwise *a only receives and *b only sends (Python's Pipe(False)
+   returns (reader, writer) in that order). Returns 0, MP_EINVAL (NULL),
+   MP_EMFILE, MP_ENOMEM. */
+MP_API int mp_pipe_new(mp_conn **a, mp_conn **b, int duplex);
+
+/* mp_conn_send - send len bytes as one message, waiting at most timeout
+   seconds for room. Returns 0, MP_ETIMEDOUT (nothing was sent; a send that
+   times out part-way breaks the connection instead, so that the peer never
+   sees a torn message: it gets MP_EOF), MP_EPIPE (the peer is gone, or the
+   connection is broken), MP_EBADF (closed, or a receive-only end),
+   MP_EINVAL. */
+MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len,
+                        double timeout);
+
+/* mp_conn_recv - receive the next message into buf (cap bytes), waiting
+   at most timeout seconds. Returns its length, MP_ETIMEDOUT (a message
+   half-received is kept for the next call), MP_EMSGSIZE (longer than cap:
+   it stays for the next call; mp_conn_recv_alloc takes it), MP_EOF (the
+   peer closed or died: no more messages), MP_EBADF (closed, send-only
+   end), MP_EINVAL. */
+MP_API ssize_t mp_conn_recv(mp_conn *c, void *buf, size_t cap, double timeout);
+
+/* mp_conn_recv_alloc - receive the next message into a malloc'd buffer
+   (*out; free() it). The codes of mp_conn_recv, and MP_ENOMEM. */
+MP_API ssize_t mp_conn_recv_alloc(mp_conn *c, void **out, double timeout);
+
+/* mp_conn_poll - 1 if a message (or the peer's end) can be received now
+   or within timeout seconds, 0 if not; MP_EBADF, MP_EINVAL. */
+MP_API int mp_conn_poll(mp_conn *c, double timeout);
+
+/* mp_conn_fileno - the descriptor to poll(2) or give to mp_wait;
+   MP_EBADF once closed, MP_EINVAL for NULL. */
+MP_API int mp_conn_fileno(const mp_conn *c);
+
+/* mp_conn_close - close this end and free c (NULL: no-op). The peer
+   receives MP_EOF once it has read what was sent before. Returns 0. */
+MP_API int mp_conn_close(mp_conn *c);
+
+/* mp_wait - like multiprocessing.connection.wait: wait until at least one
+   of n descriptors (from mp_conn_fileno or mp_process_sentinel) is ready
+   (a connection: a message or its end can be received; a sentinel: the
+   process ended), at most timeout seconds. ready[i] is set to 1 or 0 when
+   ready is not NULL. Returns the number ready (0 on time out), MP_EINVAL
+   (NULL fds with n > 0, a negative descriptor, NaN timeout). */
+MP_API int mp_wait(const int *fds, size_t n, int *ready, double timeout);
+
 #ifdef __cplusplus
 }
 #endif

@@ -244,4 +244,7 @@ ssize_t mp__read_file(const char *path, char *buf, size_t len);
    0 or a negative errno. */
 int mp__self_cmdline(char ***argv);
 
+/* ---- stream sockets and pipes for connections (sock.c) ------------------
+ */
+
 #endif /* MP_PLATFORM_H */

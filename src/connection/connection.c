@@ -1,0 +1,2 @@
+/* connection.c - Pipe and Connection (being written). */
+#include "multiproc.h"

@@ -1,0 +1,2 @@
+/* sock.c - stream sockets and pipes for connections (being written). */
+#include "platform.h"
