@@ -3,6 +3,7 @@
    (by another), committed with single 64-bit stores. */
 #include "../core/core.h"
 #include "../platform/platform.h"
+#include "queue_internal.h"
 
 #include <limits.h>
 #include <math.h>
@@ -88,6 +89,14 @@ struct mp_queue {
 };
 
 _Static_assert(sizeof(struct mp_queue) == 6 * 64, "one line per role");
+
+void (*mp__queue_fault_hook)(int step);
+
+#define HOOK(step)                                                             \
+    do {                                                                       \
+        if (__builtin_expect(mp__queue_fault_hook != NULL, 0))                 \
+            mp__queue_fault_hook(step);                                        \
+    } while (0)
 
 static int ok(const mp_queue *q)
 {
@@ -238,6 +247,7 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         if (__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE))
             return MP_ECLOSED;
         qlock(&q->plock);
+        HOOK(MP__QP_LOCKED);
         uint64_t h = q->head;
         uint64_t pos = POS(h), off = pos & (q->cap - 1);
         uint64_t to_end = q->cap - off;
@@ -276,11 +286,20 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         }
         struct rec r = {(uint32_t)len, kind};
         memcpy(base + off, &r, sizeof r);
-        if (len)
+        HOOK(MP__QP_HEADER);
+        if (__builtin_expect(mp__queue_fault_hook != NULL, 0)) {
+            memcpy(base + off + sizeof r, data, len / 2);
+            HOOK(MP__QP_HALF);
+            memcpy(base + off + sizeof r + len / 2,
+                   (const char *)data + len / 2, len - len / 2);
+        } else if (len) {
             memcpy(base + off + sizeof r, data, len);
+        }
         __atomic_store_n(&q->head, PACK(CNT(h) + 1, pos + waste + need),
                          __ATOMIC_SEQ_CST);
+        HOOK(MP__QP_COMMITTED);
         mp__rmutex_unlock(&q->plock);
+        HOOK(MP__QP_UNLOCKED);
         wake(&q->data_seq, &q->cons_sleep);
         return 0;
     }
@@ -298,6 +317,7 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
     int waited = 0;
     for (;;) {
         qlock(&q->clock);
+        HOOK(MP__QG_LOCKED);
         uint64_t t = q->tail;
         uint64_t h = q->chead;
         if (POS(h) == POS(t))
@@ -325,6 +345,7 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
         if (r.kind == K_WRAP) {
             t = PACK(CNT(t), POS(t) + r.len);
             __atomic_store_n(&q->tail, t, __ATOMIC_RELEASE);
+            HOOK(MP__QG_SKIPPED);
             off = 0;
             memcpy(&r, base, sizeof r);
         }
@@ -361,9 +382,12 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
             }
             memcpy(block, src, len);
         }
+        HOOK(MP__QG_COPIED);
         __atomic_store_n(&q->tail, PACK(CNT(t) + 1, POS(t) + rec_size(r.len)),
                          __ATOMIC_SEQ_CST);
+        HOOK(MP__QG_COMMITTED);
         mp__rmutex_unlock(&q->clock);
+        HOOK(MP__QG_UNLOCKED);
         if (r.kind == K_REF && mode != TAKE_REF)
             mp_shared_free((void *)src);
         wake(&q->space_seq, &q->prod_sleep);
