@@ -28,6 +28,11 @@ def suites(build):
             ("python", py("bench_process.py")),
                         ("raw", [b("bench_process"), "raw"]),
         ],
+                "queue": [
+            ("multiproc", [b("bench_queue"), "multiproc"]),
+            ("python", py("bench_queue.py")),
+            ("raw", [b("bench_queue"), "raw"]),
+        ],
         "lock": [
             ("multiproc", [b("bench_lock"), "multiproc"]),
             ("python", py("bench_lock.py")),

@@ -168,6 +168,77 @@ static void locks(void)
     mp_lock_free(lock);
 }
 
+/* chunk - a piece of work: sum the squares of [from, to). */
+struct chunk {
+    long from, to;
+};
+
+/* result - what a worker sends back. */
+struct result {
+    long from;
+    double sum;
+    int worker;
+};
+
+/* worker_args - a worker's queues and number. */
+struct worker_args {
+    mp_queue *work, *results;
+    int id;
+};
+
+/* A worker: take chunks until the work queue is closed and drained. */
+static int square_worker(void *arg)
+{
+    struct worker_args *w = arg;
+    struct chunk c;
+    while (mp_queue_get(w->work, &c, sizeof c, MP_FOREVER) == sizeof c) {
+        struct result r = {c.from, 0, w->id};
+        for (long i = c.from; i < c.to; i++)
+            r.sum += (double)i * (double)i;
+        check(mp_queue_put(w->results, &r, sizeof r, MP_FOREVER), "put");
+    }
+    return 0;
+}
+
+static void queues(void)
+{
+    section("Queue: 10 chunks of work shared by 4 processes through a queue");
+    mp_queue *work, *results;
+    check(mp_queue_new(&work, NULL), "mp_queue_new");
+    check(mp_queue_new(&results, NULL), "mp_queue_new");
+    double t0 = now();
+    mp_process *ps[4];
+    for (int i = 0; i < 4; i++) {
+        struct worker_args a = {work, results, i + 1};
+        mp_process_opts o = {.arg_size = sizeof a};
+        check(mp_process_new(&ps[i], square_worker, &a, &o), "new");
+        check(mp_process_start(ps[i]), "start");
+    }
+    const long n = 50000000, step = n / 10;
+    for (long from = 0; from < n; from += step) {
+        struct chunk c = {from, from + step};
+        check(mp_queue_put(work, &c, sizeof c, MP_FOREVER), "put");
+    }
+    check(mp_queue_close(work), "close"); /* no more work: workers end */
+    double total = 0;
+    int per_worker[5] = {0};
+    for (int i = 0; i < 10; i++) {
+        struct result r;
+        check((int)mp_queue_get(results, &r, sizeof r, MP_FOREVER), "get");
+        total += r.sum;
+        per_worker[r.worker]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        check(mp_process_join(ps[i], MP_FOREVER), "join");
+        mp_process_free(ps[i]);
+    }
+    printf("sum of i^2 for i < %ld = %.6e, in %.3f s\n", n, total, now() - t0);
+    printf("chunks done per worker: %d %d %d %d\n", per_worker[1],
+           per_worker[2], per_worker[3], per_worker[4]);
+    mp_queue_free(work);
+    mp_queue_free(results);
+}
+
 int main(int argc, char **argv)
 {
     /* Like Python's `if __name__ == "__main__":` - spawned and forkserver
@@ -200,5 +271,6 @@ int main(int argc, char **argv)
                methods[i].name, start_join_ms(methods[i].how, 20));
 
     locks();
+    queues();
     return 0;
 }
