@@ -597,6 +597,207 @@ MP_API int mp_conn_close(mp_conn *c);
    (NULL fds with n > 0, a negative descriptor, NaN timeout). */
 MP_API int mp_wait(const int *fds, size_t n, int *ready, double timeout);
 
+/* ------------------------------------------------------------------------
+   Pool: worker processes for map, apply and imap. A worker that dies fails
+   only the task (item) it was running, with MP_EWORKERDIED, and is
+   replaced; a task past the pool's task_timeout has its worker killed and
+   fails with MP_ETIMEDOUT. Everything else completes (docs/pool.md).
+   ------------------------------------------------------------------------ */
+
+/* mp_pool - a pool of worker processes. */
+typedef struct mp_pool mp_pool;
+
+/* mp_map_fn - a map function: read one item at in, write one result at
+   out. 0: success; any other value is the item's error. */
+typedef int (*mp_map_fn)(const void *in, void *out); /* 0: ok; else the
+                                                        item's error */
+
+/* mp_pool_opts - options of mp_pool_new; zero or NULL: defaults. */
+typedef struct mp_pool_opts {
+    int processes;                 /* 0: mp_cpu_count() */
+    mp_start_method start;         /* MP_START_DEFAULT: the config's */
+    int (*initializer)(void *arg); /* nonzero return: mp_pool_new fails */
+    void *initarg;
+    size_t initarg_size;          /* bytes of *initarg copied to the workers */
+    unsigned max_tasks_per_child; /* 0: unlimited */
+    double task_timeout;          /* seconds; <= 0: none */
+} mp_pool_opts;
+
+/* mp_map_opts - options of one map; zero or NULL: defaults. */
+typedef struct mp_map_opts {
+    size_t chunksize; /* 0: automatic */
+    int *status;      /* optional, n entries: 0, the item's
+                         error, MP_EWORKERDIED, MP_ETIMEDOUT */
+} mp_map_opts;
+
+/* mp_pool_new - start a pool and run the initializer in every worker.
+   Returns 0; MP_ETASK (an initializer returned nonzero),
+   MP_EWORKERDIED (a worker died in it): then no process is left behind;
+   MP_EINVAL (processes < 0 or over 1024, NaN task_timeout), MP_ENOINIT,
+   MP_ENOMEM, or a code of mp_process_start. */
+MP_API int mp_pool_new(mp_pool **out, const mp_pool_opts *opts);
+
+/* mp_pool_map - out[i] = fn(in[i]) for the n items of in_size bytes
+   (results of out_size bytes), in parallel, in chunks of mopts->chunksize
+   items (0: automatic, guided: large chunks first, smaller ones at the
+   end). Arrays in the arena are used in place; others are copied through
+   shared memory. Returns 0 when every item succeeded; else, for the failing
+   item of lowest index, MP_ETASK (its function returned nonzero),
+   MP_EWORKERDIED or MP_ETIMEDOUT; negative MP_E* for errors of the call
+   itself (MP_EINVAL, MP_ECLOSED: pool closed, MP_EBROKEN: workers keep
+   dying before doing any work, MP_ENOMEM). */
+MP_API int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in,
+                       size_t in_size, void *out, size_t out_size, size_t n,
+                       const mp_map_opts *mopts);
+
+/* mp_async - the handle of an asynchronous map or apply. */
+typedef struct mp_async mp_async;
+
+/* mp_pool_map_async - mp_pool_map without waiting: in, out and
+   mopts->status must stay valid until the handle is ready; out (and
+   status) are filled when the result is collected by mp_async_wait or
+   mp_async_get. Returns 0 and *out_async, or the call errors of
+   mp_pool_map. */
+MP_API int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
+                             size_t in_size, void *out, size_t out_size,
+                             size_t n, const mp_map_opts *mopts,
+                             mp_async **out_async);
+
+/* mp_result - where an apply function leaves its result. */
+typedef struct mp_result mp_result;
+
+/* mp_result_set - in an apply function: the len bytes at data are its
+   result (copied; a later call replaces it). Returns 0, MP_ENOMEM,
+   MP_EINVAL. */
+MP_API int mp_result_set(mp_result *res, const void *data, size_t len);
+
+/* mp_apply_fn - an apply function: its argument bytes, and where to put
+   its result. 0: success; other values: its error. */
+typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_result *res);
+
+/* mp_pool_apply_async - run fn on a copy of the len bytes at arg in some
+   worker. Returns 0 and *out, MP_EINVAL, MP_ECLOSED, MP_EBROKEN,
+   MP_ENOMEM. */
+MP_API int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
+                               size_t len, mp_async **out);
+
+/* mp_pool_apply - apply_async and get: *result is a malloc'd copy of the
+   result (free() it; NULL when empty), *result_len its length (both may
+   be NULL). Returns the codes of mp_async_get. */
+MP_API int mp_pool_apply(mp_pool *pool, mp_apply_fn fn, const void *arg,
+                         size_t len, void **result, size_t *result_len);
+
+/* mp_async_wait - wait until ready, at most timeout seconds. Returns 0
+   (ready), MP_ETIMEDOUT (not yet), MP_EINVAL. */
+MP_API int mp_async_wait(mp_async *a, double timeout);
+
+/* mp_async_ready - 1 if ready, 0 if not, MP_EINVAL. */
+MP_API int mp_async_ready(mp_async *a);
+
+/* mp_async_successful - 1 if ready and successful, 0 if ready and failed,
+   MP_ESTATE if not ready (Python raises ValueError), MP_EINVAL. */
+MP_API int mp_async_successful(mp_async *a);
+
+/* mp_async_get - wait at most timeout seconds, then the outcome: 0 (the
+   result, for an apply: a malloc'd copy in *result, its length in *len;
+   both may be NULL), MP_EBUSY (not ready in time: nothing is lost, ask
+   again), MP_ETASK (the function returned nonzero: mp_async_error says
+   what), MP_EWORKERDIED (mp_async_signal says which signal),
+   MP_ETIMEDOUT (the task ran past task_timeout and was killed),
+   MP_EBROKEN (the pool was terminated or broke first), MP_EINVAL. For a
+   map_async: the return value of mp_pool_map. */
+MP_API int mp_async_get(mp_async *a, void **result, size_t *len,
+                        double timeout);
+
+/* mp_async_error - the value the task function returned (nonzero when
+   mp_async_get says MP_ETASK), 0 otherwise or before ready; MP_EINVAL. */
+MP_API int mp_async_error(mp_async *a);
+
+/* mp_async_signal - the signal that ended the worker of a task that
+   failed with MP_EWORKERDIED (the first such item of a map), 0 if none;
+   MP_EINVAL. */
+MP_API int mp_async_signal(mp_async *a);
+
+/* mp_async_free - release the handle. A task not yet done goes on; its
+   result is dropped when it ends. NULL: no-op. */
+MP_API void mp_async_free(mp_async *a);
+
+/* mp_progress_fn - told how many items of the current map are done. */
+typedef void (*mp_progress_fn)(size_t done, size_t total, void *arg);
+
+/* mp_pool_set_progress - call fn(done, total, arg) from the thread that
+   waits for a map, at most every interval seconds and once at the end
+   (fn NULL: no calls). Returns 0 or MP_EINVAL. */
+MP_API int mp_pool_set_progress(mp_pool *pool, mp_progress_fn fn, void *arg,
+                                double interval);
+
+/* mp_gen_fn - an imap input generator: write the next item at item and
+   return 1, or return 0 at the end (or a negative error: the end too). */
+typedef int (*mp_gen_fn)(void *ctx, void *item);
+
+/* mp_imap_opts - options of mp_pool_imap; zero or NULL: defaults. */
+typedef struct mp_imap_opts {
+    int ordered;      /* 1: results in input order (imap); 0: as they
+                         complete (imap_unordered) */
+    size_t chunksize; /* items per task; 0: 1 */
+    size_t window;    /* items in flight at most; 0: 4 x processes x
+                         chunksize. Bounds memory, and how much of the
+                         input is read ahead */
+    mp_gen_fn gen;    /* input from a generator instead of in[] */
+    void *gen_ctx;
+} mp_imap_opts;
+
+/* mp_imap - an iterator over the results of an imap. */
+typedef struct mp_imap mp_imap;
+
+/* mp_pool_imap - lazy map over n items of in (or, with opts->gen, over
+   what the generator yields; n is then ignored): items are read and
+   dispatched as results are taken, never more than the window at once.
+   Returns 0 and *it, MP_EINVAL, MP_ECLOSED, MP_EBROKEN, MP_ENOMEM. */
+MP_API int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in,
+                        size_t in_size, size_t out_size, size_t n,
+                        const mp_imap_opts *opts, mp_imap **it);
+
+/* mp_imap_next - the next result into out (out_size bytes) and its input
+   index into *index (may be NULL), waiting at most timeout seconds.
+   Returns 0; MP_EOF (no more); MP_EBUSY (none ready in time); an item's
+   failure (MP_ETASK, MP_EWORKERDIED, MP_ETIMEDOUT), with *index set and
+   out untouched; MP_EINVAL. */
+MP_API int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout);
+
+/* mp_imap_free - stop: items not yet taken are dropped (NULL: no-op). */
+MP_API void mp_imap_free(mp_imap *it);
+
+/* mp_pool_close - no more tasks (submissions return MP_ECLOSED); the
+   workers exit once the work already given is done. Returns 0, MP_EINVAL. */
+MP_API int mp_pool_close(mp_pool *pool);
+
+/* mp_pool_terminate - kill the workers now and reap them; tasks not done
+   fail with MP_EBROKEN. Returns 0, MP_EINVAL. */
+MP_API int mp_pool_terminate(mp_pool *pool);
+
+/* mp_pool_join - after close or terminate, wait at most timeout seconds
+   for every worker to exit (and reap it). Returns 0, MP_ETIMEDOUT,
+   MP_ESTATE (neither closed nor terminated), MP_EINVAL. */
+MP_API int mp_pool_join(mp_pool *pool, double timeout);
+
+/* mp_pool_free - terminate if still running, reap, release (NULL:
+   no-op). */
+MP_API void mp_pool_free(mp_pool *pool); /* terminates and reaps if still
+                                            running */
+
+/* mp_pool_stats - counters of a pool. */
+typedef struct mp_pool_stats {
+    size_t processes; /* workers it keeps */
+    size_t started;   /* worker processes started, replacements included */
+    size_t died;      /* workers that died in a task (or were killed) */
+    size_t timed_out; /* tasks killed past task_timeout */
+    size_t retired;   /* workers replaced after max_tasks_per_child */
+} mp_pool_stats;
+
+/* mp_pool_stats - fill *st. Returns 0 or MP_EINVAL. */
+MP_API int mp_pool_get_stats(mp_pool *pool, mp_pool_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,7 +25,7 @@
 #define NBINS        280
 #define BINMAP_WORDS ((NBINS + 63) / 64)
 #define SMALL_LIMIT  1024u
-#define RELEASE_MIN  ((uint64_t)256 << 10)
+#define RELEASE_MIN  ((uint64_t)64 << 20)
 #define SEARCH_LIMIT 32
 
 /* blk - the header of a block. */

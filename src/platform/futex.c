@@ -64,6 +64,30 @@ int mp__futex_wake(uint32_t *addr, int n)
     return r < 0 ? -errno : (int)r;
 }
 
+int mp__futex_waitv(uint32_t *const *addrs, const uint32_t *vals, int n,
+                    uint64_t deadline_ns)
+{
+    if (n < 1 || n > MP__WAITV_MAX)
+        return -EINVAL;
+    struct futex_waitv w[MP__WAITV_MAX];
+    for (int i = 0; i < n; i++) {
+        w[i].val = vals[i];
+        w[i].uaddr = (uint64_t)(uintptr_t)addrs[i];
+        w[i].flags = FUTEX_32; /* shared: the words are in shared memory */
+        w[i].__reserved = 0;
+    }
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns != UINT64_MAX) {
+        ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
+        ts.tv_nsec = (long)(deadline_ns % 1000000000u);
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex_waitv, w, (unsigned)n, 0u, tsp, CLOCK_MONOTONIC);
+    if (r >= 0 || errno == EAGAIN)
+        return 0;
+    return -errno;
+}
+
 pid_t mp__gettid_slow(void)
 {
     pid_t t = (pid_t)syscall(SYS_gettid);

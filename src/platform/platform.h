@@ -43,6 +43,17 @@ int mp__futex_wait(uint32_t *addr, uint32_t val, uint64_t deadline_ns);
    or a negative errno. */
 int mp__futex_wake(uint32_t *addr, int n);
 
+/* MP__WAITV_MAX - the most words mp__futex_waitv takes (the kernel's). */
+#define MP__WAITV_MAX 128
+
+/* mp__futex_waitv - sleep until any of the n words addrs[i] is woken or
+   differs from vals[i], or until the absolute CLOCK_MONOTONIC deadline
+   (UINT64_MAX: none). Returns 0 (woken or a value differed: recheck),
+   MP_ETIMEDOUT, MP_EINTR, MP_ENOSYS (kernel older than 5.16: the caller
+   waits in slices instead), MP_EINVAL (n over MP__WAITV_MAX). */
+int mp__futex_waitv(uint32_t *const *addrs, const uint32_t *vals, int n,
+                    uint64_t deadline_ns);
+
 /* mp__robust_head - the kernel robust-futex list head that glibc
    registered for the calling thread, cached per thread. The layout is the
    kernel's struct robust_list_head. NULL when the kernel or libc does not
@@ -246,5 +257,50 @@ int mp__self_cmdline(char ***argv);
 
 /* ---- stream sockets and pipes for connections (sock.c) ------------------
  */
+
+/* mp__stream_pair - a connected AF_UNIX SOCK_STREAM pair, close-on-exec
+   and non-blocking. Returns 0 or a negative errno (MP_EMFILE...). */
+int mp__stream_pair(int fds[2]);
+
+/* mp__pipe_nb - a close-on-exec, non-blocking pipe: fds[0] reads, fds[1]
+   writes. Returns 0 or a negative errno (MP_EMFILE...). */
+int mp__pipe_nb(int fds[2]);
+
+/* mp__read_nb - read up to len bytes from a non-blocking fd. Returns the
+   count (> 0), 0 at end of file, MP_EAGAIN (nothing to read now),
+   MP_ECONNRESET (a socket whose peer closed with data unread: its end),
+   or a negative errno. EINTR is retried. */
+ssize_t mp__read_nb(int fd, void *buf, size_t len);
+
+struct iovec;
+
+/* mp__writev_nb - write the iovcnt buffers of iov to a non-blocking fd,
+   as much as fits now. sock: fd is a socket (sent with MSG_NOSIGNAL);
+   otherwise a pipe, written with SIGPIPE blocked in the calling thread
+   and the SIGPIPE it raised discarded: a gone reader never kills the
+   process. Returns the bytes written (> 0), MP_EAGAIN (no room),
+   MP_EPIPE or MP_ECONNRESET (the reader is gone), or a negative errno.
+   EINTR is retried. */
+ssize_t mp__writev_nb(int fd, int sock, const struct iovec *iov, int iovcnt);
+
+/* mp__shutdown_wr - stop writing on fd for every process sharing it: a
+   socket is shut down for writing (the peer reads end of file after the
+   data sent before); a pipe's write end is replaced, at the same number,
+   by /dev/null (the reader sees end of file once no other process holds
+   the write end). Returns 0 or a negative errno. */
+int mp__shutdown_wr(int fd, int sock);
+
+/* mp__poll_out - wait until fd is writable, in error or hung up, at most
+   until deadline_ns (UINT64_MAX: forever; 0: do not wait). Returns 1
+   (ready), 0 (timed out), or a negative errno. EINTR is retried with the
+   time left; the deadline is kept to the nanosecond. */
+int mp__poll_out(int fd, uint64_t deadline_ns);
+
+/* mp__poll_many - wait until at least one of fds[0..n) is readable, hung
+   up, in error or not open, at most until deadline_ns, like mp__poll_out.
+   ready[i] (when ready is not NULL) is set to 1 or 0. Returns the number
+   ready, 0 (timed out), or a negative errno (MP_ENOMEM, MP_EINVAL: n over
+   the descriptor limit). */
+int mp__poll_many(const int *fds, size_t n, int *ready, uint64_t deadline_ns);
 
 #endif /* MP_PLATFORM_H */

@@ -1,0 +1,262 @@
+/* async.c - apply tasks and the asynchronous handles of applies and maps:
+   waiting, collecting results, reporting outcomes. */
+#include "pool_internal.h"
+
+#include "../platform/platform.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int async_ok(const mp_async *a)
+{
+    return a != NULL && a->magic == MP__ASYNC_MAGIC;
+}
+
+static struct mp__job *job_of(mp_async *a)
+{
+    return a->pool->tasks[a->ring_index % MP__POOL_RING].job;
+}
+
+void mp__async_collect(mp_async *a, struct mp__job *j)
+{
+    a->code = j->err == UINT64_MAX ? 0 : mp__err_code(j->err & 3);
+    a->signal = j->err_signal;
+    if (j->kind == MP__JOB_APPLY) {
+        a->apply_ret = j->apply_ret;
+        if (a->code == 0 && j->res_off) {
+            a->result = malloc(j->res_len);
+            if (a->result != NULL)
+                memcpy(a->result, mp__arena_ptr(j->res_off), j->res_len);
+            a->result_len = a->result ? j->res_len : 0;
+            if (a->result == NULL)
+                a->code = MP_ENOMEM;
+        }
+        if (j->res_off)
+            mp_shared_free(mp__arena_ptr(j->res_off));
+        j->res_off = 0;
+    } else {
+        /* A map through staging: the results go back to the user. */
+        if (a->stage_out != NULL && a->user_out != NULL)
+            memcpy(a->user_out, a->stage_out, a->n * a->out_size);
+        if (a->stage_status != NULL && a->user_status != NULL)
+            memcpy(a->user_status, a->stage_status, a->n * sizeof(int));
+    }
+    a->ready = 1;
+}
+
+int mp__async_poll(mp_async *a)
+{
+    if (a->ready)
+        return 1;
+    struct mp__job *j = job_of(a);
+    if (j != NULL &&
+        __atomic_load_n(&j->chunks_done, __ATOMIC_ACQUIRE) == j->nchunks)
+        mp__async_collect(a, j);
+    return a->ready;
+}
+
+static int poll_cb(void *ctx)
+{
+    mp_async *a = ctx;
+    struct mp__job *j = job_of(a);
+    return a->ready ||
+           (j != NULL &&
+            __atomic_load_n(&j->chunks_done, __ATOMIC_SEQ_CST) == j->nchunks);
+}
+
+/* Report map progress to the pool's callback, at most every interval. */
+static void progress(mp_async *a, uint64_t *next_tick, int final)
+{
+    mp_pool *pool = a->pool;
+    if (pool->progress == NULL || a->kind != MP__JOB_MAP)
+        return;
+    uint64_t now = mp__now_ns();
+    if (!final && now < *next_tick)
+        return;
+    *next_tick = now + (uint64_t)(pool->progress_interval * 1e9);
+    size_t done = a->n;
+    if (!final) {
+        struct mp__job *j = job_of(a);
+        done = 0;
+        for (uint64_t c = 0; j != NULL && c < j->nchunks; c++) {
+            if (__atomic_load_n(&j->chunks[c].state, __ATOMIC_RELAXED) ==
+                MP__CH_DONE) {
+                uint64_t lo, hi;
+                mp__chunk_bounds(j, c, &lo, &hi);
+                done += (size_t)(hi - lo);
+            }
+        }
+    }
+    pool->progress(done, a->n, pool->progress_arg);
+}
+
+int mp__async_wait_until(mp_async *a, uint64_t dl)
+{
+    uint64_t tick = 0;
+    mp_pool *pool = a->pool;
+    for (;;) {
+        mp__pool_service(pool);
+        if (mp__async_poll(a)) {
+            progress(a, &tick, 1);
+            return 1;
+        }
+        progress(a, &tick, 0);
+        if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl))
+            return 0;
+        uint64_t until = dl;
+        if (pool->progress != NULL && a->kind == MP__JOB_MAP && tick < until)
+            until = tick;
+        mp__pool_wait(pool, until, poll_cb, a);
+    }
+}
+
+int mp_async_wait(mp_async *a, double timeout)
+{
+    uint64_t dl;
+    if (!async_ok(a) || mp__deadline(timeout, &dl) != 0)
+        return MP_EINVAL;
+    if (a->ready || a->pool == NULL)
+        return 0;
+    pthread_mutex_lock(&a->pool->mu);
+    int r = mp__async_wait_until(a, dl);
+    pthread_mutex_unlock(&a->pool->mu);
+    return r ? 0 : MP_ETIMEDOUT;
+}
+
+int mp_async_ready(mp_async *a)
+{
+    if (!async_ok(a))
+        return MP_EINVAL;
+    if (a->ready || a->pool == NULL)
+        return 1;
+    pthread_mutex_lock(&a->pool->mu);
+    mp__pool_service(a->pool);
+    int r = mp__async_poll(a);
+    pthread_mutex_unlock(&a->pool->mu);
+    return r;
+}
+
+int mp_async_successful(mp_async *a)
+{
+    int r = mp_async_ready(a);
+    if (r <= 0)
+        return r < 0 ? r : MP_ESTATE;
+    return a->code == 0;
+}
+
+int mp_async_get(mp_async *a, void **result, size_t *len, double timeout)
+{
+    int r = mp_async_wait(a, timeout);
+    if (r == MP_ETIMEDOUT)
+        return MP_EBUSY;
+    if (r != 0)
+        return r;
+    if (result != NULL) {
+        *result = a->result;
+        a->result = NULL; /* the caller's now */
+    }
+    if (len != NULL)
+        *len = a->result_len;
+    return a->code;
+}
+
+int mp_async_error(mp_async *a)
+{
+    if (!async_ok(a))
+        return MP_EINVAL;
+    return a->ready ? a->apply_ret : 0;
+}
+
+int mp_async_signal(mp_async *a)
+{
+    if (!async_ok(a))
+        return MP_EINVAL;
+    return a->ready ? a->signal : 0;
+}
+
+void mp_async_free(mp_async *a)
+{
+    if (!async_ok(a))
+        return;
+    if (a->pool != NULL) {
+        pthread_mutex_lock(&a->pool->mu);
+        if (!a->ready) {
+            /* Detach: the job goes on; its result is dropped at the end. */
+            struct mp__task *t = &a->pool->tasks[a->ring_index % MP__POOL_RING];
+            if (t->owner == a)
+                t->owner = NULL;
+        } else {
+            struct mp__task *t = &a->pool->tasks[a->ring_index % MP__POOL_RING];
+            if (t->owner == a)
+                t->owner = NULL;
+        }
+        pthread_mutex_unlock(&a->pool->mu);
+    }
+    a->magic = 0;
+    free(a->result);
+    free(a);
+}
+
+int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
+                        size_t len, mp_async **out)
+{
+    if (pool == NULL || pool->magic != MP__POOL_MAGIC || fn == NULL ||
+        out == NULL || (arg == NULL && len > 0))
+        return MP_EINVAL;
+    mp_async *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return MP_ENOMEM;
+    pthread_mutex_lock(&pool->mu);
+    int f = mp__pool_fn(pool, (void *)fn);
+    struct mp__job *j = f < 0 ? NULL : mp__job_new(MP__JOB_APPLY, 1);
+    void *copy = NULL;
+    int r = f < 0 ? f : (j == NULL ? MP_ENOMEM : 0);
+    if (r == 0 && len > 0) {
+        copy = mp__arena_alloc(len, 16);
+        if (copy == NULL)
+            r = MP_ENOMEM;
+        else
+            memcpy(copy, arg, len);
+    }
+    int64_t k = MP_EBUSY;
+    if (r == 0) {
+        j->fn = (uint32_t)f;
+        j->n = 1;
+        j->chunksize = 1;
+        j->in_off = copy ? mp__arena_off(copy) : 0;
+        j->in_size = len;
+        a->magic = MP__ASYNC_MAGIC;
+        a->pool = pool;
+        a->kind = MP__JOB_APPLY;
+        a->n = 1;
+        /* A full ring: serve the pool until a slot frees. */
+        while ((k = mp__pool_post(pool, j, a)) == MP_EBUSY) {
+            mp__pool_service(pool);
+            mp__pool_wait(pool, mp__now_ns() + 1000000u, NULL, NULL);
+        }
+        r = k < 0 ? (int)k : 0;
+    }
+    if (r != 0) {
+        mp_shared_free(copy);
+        mp_shared_free(j);
+        pthread_mutex_unlock(&pool->mu);
+        free(a);
+        return r;
+    }
+    a->ring_index = (uint64_t)k;
+    pthread_mutex_unlock(&pool->mu);
+    *out = a;
+    return 0;
+}
+
+int mp_pool_apply(mp_pool *pool, mp_apply_fn fn, const void *arg, size_t len,
+                  void **result, size_t *result_len)
+{
+    mp_async *a;
+    int r = mp_pool_apply_async(pool, fn, arg, len, &a);
+    if (r != 0)
+        return r;
+    r = mp_async_get(a, result, result_len, MP_FOREVER);
+    mp_async_free(a);
+    return r;
+}

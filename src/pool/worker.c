@@ -1,0 +1,223 @@
+/* worker.c - a pool worker's life: claim chunks of posted jobs, run their
+   items, leave a trace of every step for the parent, exit when told. */
+#include "pool_internal.h"
+
+#include "../platform/platform.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* mp_result - an apply task's result, as the worker collects it. */
+struct mp_result {
+    void *block; /* arena block (0: empty) */
+    size_t len;
+};
+
+int mp_result_set(mp_result *res, const void *data, size_t len)
+{
+    if (res == NULL || (data == NULL && len > 0))
+        return MP_EINVAL;
+    void *b = NULL;
+    if (len > 0) {
+        b = mp__arena_alloc(len, 16);
+        if (b == NULL)
+            return MP_ENOMEM;
+        memcpy(b, data, len);
+    }
+    if (res->block != NULL)
+        mp_shared_free(res->block);
+    res->block = b;
+    res->len = len;
+    return 0;
+}
+
+/* The task functions of this worker, resolved on first use. */
+static void *resolve(struct mp__board *b, void **cache, uint32_t fn)
+{
+    if (cache[fn] == NULL && mp__fnref_resolve(&b->fns[fn], &cache[fn]) != 0)
+        return NULL;
+    return cache[fn];
+}
+
+/* Claim a chunk: intent in the slot, then the cursor, then the chunk.
+   Returns 1 with *jp, *cp, 0 when there is nothing to claim. */
+static int claim(struct mp__board *b, uint32_t me, struct mp__job **jp,
+                 uint64_t *cp)
+{
+    struct mp__wslot *s = &b->slots[me];
+    uint64_t head = __atomic_load_n(&b->head, __ATOMIC_ACQUIRE);
+    for (uint64_t k = __atomic_load_n(&b->open, __ATOMIC_ACQUIRE); k < head;
+         k++) {
+        /* Announce the job before touching it; the parent frees only
+           jobs below its tail that nobody announced (both sides
+           sequentially consistent). */
+        __atomic_store_n(&s->scan, k, __ATOMIC_SEQ_CST);
+        uint64_t tail = __atomic_load_n(&b->tail, __ATOMIC_SEQ_CST);
+        if (tail > k) {
+            k = tail - 1;
+            continue;
+        }
+        struct mp__job *j = mp__arena_ptr(
+            __atomic_load_n(&b->ring[k % MP__POOL_RING], __ATOMIC_ACQUIRE));
+        uint64_t c = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
+        while (c < j->nchunks &&
+               !__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&s->job, mp__arena_off(j), __ATOMIC_RELAXED);
+            __atomic_store_n(&s->chunk, c, __ATOMIC_RELAXED);
+            __atomic_store_n(&s->item, UINT64_MAX, __ATOMIC_RELEASE);
+            if (!__atomic_compare_exchange_n(
+                    &j->next, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                continue; /* c now holds the new cursor */
+            uint32_t pend = MP__CH_PENDING;
+            if (__atomic_compare_exchange_n(
+                    &j->chunks[c].state, &pend, MP__CH_RUNNING + me, 0,
+                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+                *jp = j;
+                *cp = c;
+                return 1;
+            }
+            c = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
+        }
+        /* Fully handed out: help move the open mark past it. */
+        uint64_t kk = k;
+        __atomic_compare_exchange_n(&b->open, &kk, k + 1, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* Run the items of chunk c of a map job. */
+static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
+                    uint64_t c, mp_map_fn fn)
+{
+    uint64_t lo, hi;
+    mp__chunk_bounds(j, c, &lo, &hi);
+    const char *in = mp__arena_ptr(j->in_off);
+    char *out = j->out_off ? (char *)mp__arena_ptr(j->out_off) : NULL;
+    int *st = j->status_off ? (int *)mp__arena_ptr(j->status_off) : NULL;
+    int timed = b->timeout > 0;
+    for (uint64_t i = lo + j->chunks[c].resume; i < hi; i++) {
+        if (timed)
+            __atomic_store_n(&s->item_start, mp__now_ns(), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->item, i, __ATOMIC_RELEASE);
+        int r = fn(in + i * j->in_size, out ? out + i * j->out_size : NULL);
+        if (__builtin_expect(r != 0, 0)) {
+            if (st != NULL)
+                st[i] = r;
+            mp__job_fail(j, i, MP__ERR_TASK);
+        }
+    }
+    __atomic_store_n(&s->item, hi, __ATOMIC_RELEASE);
+}
+
+/* Run an apply task. */
+static void run_apply(struct mp__board *b, struct mp__wslot *s,
+                      struct mp__job *j, mp_apply_fn fn)
+{
+    struct mp_result res = {NULL, 0};
+    if (b->timeout > 0)
+        __atomic_store_n(&s->item_start, mp__now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->item, 0, __ATOMIC_RELEASE);
+    int r = fn(j->in_off ? mp__arena_ptr(j->in_off) : NULL, (size_t)j->in_size,
+               &res);
+    j->apply_ret = r;
+    j->res_off = res.block ? mp__arena_off(res.block) : 0;
+    j->res_len = res.len;
+    if (r != 0)
+        mp__job_fail(j, 0, MP__ERR_TASK);
+    __atomic_store_n(&s->item, 1, __ATOMIC_RELEASE);
+}
+
+/* Mark chunk c done; the last chunk of a job wakes the parent. */
+static void finish(struct mp__board *b, struct mp__job *j, uint64_t c)
+{
+    __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_RELEASE);
+    if (__atomic_add_fetch(&j->chunks_done, 1, __ATOMIC_SEQ_CST) ==
+            j->nchunks &&
+        __atomic_load_n(&b->done_sleep, __ATOMIC_SEQ_CST) &&
+        __atomic_exchange_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST)) {
+        __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
+        mp__futex_wake(&b->done_seq, INT_MAX);
+    }
+}
+
+/* Nothing to claim: spin a little, then sleep until work is posted (or
+   the pool closes). */
+static void idle(struct mp__board *b)
+{
+    uint64_t head = __atomic_load_n(&b->head, __ATOMIC_ACQUIRE);
+    uint64_t until = mp__now_ns() + 20000;
+    for (int i = 0; mp__now_ns() < until; i++) {
+        mp__spin_pause(i < MP__SPIN_SHIFT ? i : MP__SPIN_SHIFT);
+        if (__atomic_load_n(&b->head, __ATOMIC_ACQUIRE) != head ||
+            __atomic_load_n(&b->closing, __ATOMIC_ACQUIRE))
+            return;
+    }
+    uint32_t seq = __atomic_load_n(&b->work_seq, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&b->work_sleep, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&b->head, __ATOMIC_SEQ_CST) != head ||
+        __atomic_load_n(&b->closing, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&b->stop, __ATOMIC_SEQ_CST))
+        return;
+    /* Re-queued chunks (after a death) are announced by a bump of
+       work_seq without a new job: a slice bounds any miss. */
+    mp__futex_wait(&b->work_seq, seq, mp__now_ns() + 100000000u);
+}
+
+int mp__pool_worker(void *arg)
+{
+    struct mp__worker_arg *wa = arg;
+    struct mp__board *b = mp__arena_ptr(wa->board_off);
+    uint32_t me = wa->index;
+    struct mp__wslot *s = &b->slots[me];
+    /* Held all our life: the kernel tells the parent when we end. */
+    mp__rmutex_lock(&s->life, MP__NO_DEADLINE);
+    s->pid = (uint32_t)mp__getpid();
+    s->tasks = 0;
+    void **cache = calloc(MP__POOL_FNS, sizeof *cache);
+    if (cache == NULL)
+        return 1;
+    if (b->init_fn >= 0) {
+        int (*init)(void *) = NULL;
+        void *p = resolve(b, cache, (uint32_t)b->init_fn);
+        memcpy(&init, &p, sizeof init);
+        void *iarg = (void *)(uintptr_t)b->initarg;
+        if (b->initarg_size)
+            iarg = mp__arena_ptr(b->initarg);
+        if (init == NULL || init(iarg) != 0) {
+            __atomic_store_n(&s->state, MP__W_INIT_FAILED, __ATOMIC_RELEASE);
+            return 1;
+        }
+    }
+    __atomic_store_n(&s->state, MP__W_READY, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
+        struct mp__job *j;
+        uint64_t c;
+        if (!claim(b, me, &j, &c)) {
+            if (__atomic_load_n(&b->closing, __ATOMIC_ACQUIRE))
+                break;
+            idle(b);
+            continue;
+        }
+        void *fp = resolve(b, cache, j->fn);
+        if (j->kind == MP__JOB_MAP) {
+            mp_map_fn fn;
+            memcpy(&fn, &fp, sizeof fn);
+            run_map(b, s, j, c, fn);
+        } else {
+            mp_apply_fn fn;
+            memcpy(&fn, &fp, sizeof fn);
+            run_apply(b, s, j, fn);
+        }
+        finish(b, j, c);
+        __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_SEQ_CST);
+        if (b->max_tasks && ++s->tasks >= b->max_tasks) {
+            __atomic_store_n(&s->state, MP__W_RETIRING, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    free(cache);
+    return 0; /* exit holding life: the parent is woken */
+}
