@@ -1,0 +1,785 @@
+/* test_pool.c - Pool: exact maps under every start method and chunksize,
+   failing items, workers that crash or are killed, task timeouts,
+   max_tasks_per_child, initializers, apply, imap, shutdown. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int triple(const void *in, void *out)
+{
+    *(int64_t *)out = *(const int64_t *)in * 3;
+    return 0;
+}
+
+static int64_t *iota(size_t n)
+{
+    int64_t *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (int64_t)i;
+    return v;
+}
+
+static mp_pool *new_pool(int processes, mp_start_method m)
+{
+    mp_pool *p = NULL;
+    mp_pool_opts o = {.processes = processes, .start = m};
+    ck_assert_int_eq(mp_pool_new(&p, &o), 0);
+    return p;
+}
+
+/* Items of out that are not in * 3 (statuses other than 0 excused when
+   allow is that code). */
+static size_t wrong(const int64_t *in, const int64_t *out, const int *st,
+                    size_t n, int allow)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (st != NULL && st[i] != 0) {
+            bad += st[i] != allow;
+            continue;
+        }
+        bad += out[i] != in[i] * 3;
+    }
+    return bad;
+}
+
+START_TEST(million_items_every_method_and_chunksize)
+{
+    static const size_t sizes[] = {0, 1, 7, 100000};
+    size_t n = 1000000;
+    int64_t *in = iota(n), *out = malloc(n * sizeof *out);
+    for (int k = 0; k < 3; k++) {
+        mp_pool *pool = new_pool(2, mp_test_methods[k]);
+        for (size_t s = 0; s < 4; s++) {
+            memset(out, 0, n * sizeof *out);
+            mp_map_opts mo = {.chunksize = sizes[s]};
+            ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo),
+                             0);
+            ck_assert_msg(wrong(in, out, NULL, n, 0) == 0,
+                          "method %d chunksize %zu", k, sizes[s]);
+        }
+        mp_pool_close(pool);
+        ck_assert_int_eq(mp_pool_join(pool, 30), 0);
+        mp_pool_free(pool);
+    }
+    free(in);
+    free(out);
+}
+END_TEST
+
+START_TEST(arena_arrays_used_in_place)
+{
+    size_t n = 100000;
+    int64_t *in = mp_shared_alloc(n * 8), *out = mp_shared_alloc(n * 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int64_t)i;
+    int *st = mp_shared_alloc(n * sizeof(int));
+    memset(st, 0xff, n * sizeof(int)); /* the map zeroes it */
+    mp_pool *pool = new_pool(2, MP_START_SPAWN);
+    mp_map_opts mo = {.status = st};
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
+    ck_assert_int_eq(wrong(in, out, st, n, 0), 0);
+    mp_pool_free(pool);
+    mp_shared_free(in);
+    mp_shared_free(out);
+    mp_shared_free(st);
+}
+END_TEST
+
+static int odd_fails(const void *in, void *out)
+{
+    int64_t v = *(const int64_t *)in;
+    *(int64_t *)out = v * 3;
+    return v % 1000 == 999 ? (int)(v % 7) + 1 : 0;
+}
+
+START_TEST(failing_items_get_their_status)
+{
+    size_t n = 10000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    int *st = malloc(n * sizeof(int));
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    mp_map_opts mo = {.chunksize = 13, .status = st};
+    ck_assert_int_eq(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, &mo),
+                     MP_ETASK);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        int want = i % 1000 == 999 ? (int)(i % 7) + 1 : 0;
+        bad += st[i] != want || out[i] != (int64_t)i * 3;
+    }
+    ck_assert_int_eq(bad, 0);
+    /* Without a status array the answer is the same. */
+    ck_assert_int_eq(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, NULL),
+                     MP_ETASK);
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, 0, NULL), 0);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+    free(st);
+}
+END_TEST
+
+/* Crash on item 4242 (segfault) and on items 100, 200 .. 500 (SIGKILL). */
+static int crashy(const void *in, void *out)
+{
+    int64_t v = *(const int64_t *)in;
+    if (v == 4242) {
+        signal(SIGSEGV, SIG_DFL);
+        *(volatile int *)(uintptr_t)4096 = 1;
+    }
+    if (v >= 100 && v <= 500 && v % 100 == 0)
+        raise(SIGKILL);
+    *(int64_t *)out = v * 3;
+    return 0;
+}
+
+START_TEST(dead_workers_fail_only_their_items)
+{
+    size_t n = 20000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    int *st = malloc(n * sizeof(int));
+    for (int k = 0; k < 3; k++) {
+        mp_pool *pool = new_pool(2, mp_test_methods[k]);
+        static const size_t sizes[] = {0, 1, 64};
+        for (int s = 0; s < 3; s++) {
+            memset(out, 0, n * 8);
+            mp_map_opts mo = {.chunksize = sizes[s], .status = st};
+            ck_assert_int_eq(mp_pool_map(pool, crashy, in, 8, out, 8, n, &mo),
+                             MP_EWORKERDIED);
+            size_t died = 0, bad = 0;
+            for (size_t i = 0; i < n; i++) {
+                int culprit =
+                    i == 4242 || (i >= 100 && i <= 500 && i % 100 == 0);
+                if (culprit)
+                    died += st[i] == MP_EWORKERDIED;
+                else
+                    bad += st[i] != 0 || out[i] != (int64_t)i * 3;
+            }
+            ck_assert_msg(died == 6 && bad == 0, "method %d: died %zu bad %zu",
+                          k, died, bad);
+            /* The pool goes on: another batch, all correct. */
+            ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL),
+                             0);
+            ck_assert_int_eq(wrong(in, out, NULL, n, 0), 0);
+        }
+        mp_pool_stats ps;
+        ck_assert_int_eq(mp_pool_get_stats(pool, &ps), 0);
+        ck_assert_uint_eq(ps.died, 18);
+        mp_pool_free(pool);
+    }
+    free(in);
+    free(out);
+    free(st);
+}
+END_TEST
+
+static int apply_crash(const void *arg, size_t len, mp_result *res)
+{
+    (void)len;
+    (void)res;
+    if (*(const int *)arg == 1)
+        raise(SIGKILL);
+    if (*(const int *)arg == 2)
+        abort();
+    return 0;
+}
+
+START_TEST(dead_worker_fails_its_apply_with_the_signal)
+{
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    int what = 1;
+    mp_async *a;
+    ck_assert_int_eq(
+        mp_pool_apply_async(pool, apply_crash, &what, sizeof what, &a), 0);
+    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 30), MP_EWORKERDIED);
+    ck_assert_int_eq(mp_async_signal(a), SIGKILL);
+    ck_assert_int_eq(mp_async_successful(a), 0);
+    mp_async_free(a);
+    what = 2;
+    ck_assert_int_eq(
+        mp_pool_apply(pool, apply_crash, &what, sizeof what, NULL, NULL),
+        MP_EWORKERDIED);
+    what = 0;
+    ck_assert_int_eq(
+        mp_pool_apply(pool, apply_crash, &what, sizeof what, NULL, NULL), 0);
+    mp_pool_free(pool);
+}
+END_TEST
+
+static int sleepy(const void *in, void *out)
+{
+    int64_t v = *(const int64_t *)in;
+    if (v == 3)
+        mp_test_sleep(60);
+    *(int64_t *)out = v * 3;
+    return 0;
+}
+
+START_TEST(task_timeout_kills_the_item)
+{
+    mp_pool *pool;
+    mp_pool_opts o = {.processes = 2, .task_timeout = 0.5};
+    ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+    size_t n = 50;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    int st[50];
+    mp_map_opts mo = {.chunksize = 1, .status = st};
+    double t0 = mp_test_now();
+    ck_assert_int_eq(mp_pool_map(pool, sleepy, in, 8, out, 8, n, &mo),
+                     MP_ETIMEDOUT);
+    double el = mp_test_now() - t0;
+    ck_assert_msg(el >= 0.5 && el < 5, "took %.3f s", el);
+    ck_assert_int_eq(st[3], MP_ETIMEDOUT);
+    st[3] = 0;
+    out[3] = 9;
+    ck_assert_int_eq(wrong(in, out, st, n, 0), 0);
+    mp_pool_stats ps;
+    mp_pool_get_stats(pool, &ps);
+    ck_assert_uint_eq(ps.timed_out, 1);
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+}
+END_TEST
+
+static int whoami(const void *in, void *out)
+{
+    (void)in;
+    *(int64_t *)out = getpid();
+    return 0;
+}
+
+START_TEST(max_tasks_per_child_replaces_workers)
+{
+    mp_pool *pool;
+    mp_pool_opts o = {.processes = 2, .max_tasks_per_child = 3};
+    ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+    size_t n = 60;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    mp_map_opts mo = {.chunksize = 1};
+    ck_assert_int_eq(mp_pool_map(pool, whoami, in, 8, out, 8, n, &mo), 0);
+    /* Each worker ran at most 3 tasks: at least 20 different pids. */
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        int seen = 0, count = 0;
+        for (size_t j = 0; j < i; j++)
+            seen |= out[j] == out[i];
+        for (size_t j = 0; j < n; j++)
+            count += out[j] == out[i];
+        distinct += !seen;
+        ck_assert_int_le(count, 3);
+    }
+    ck_assert_uint_ge(distinct, 20);
+    mp_pool_stats ps;
+    mp_pool_get_stats(pool, &ps);
+    ck_assert_uint_ge(ps.retired, 18);
+    ck_assert_uint_eq(ps.died, 0);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+}
+END_TEST
+
+static int init_ok(void *arg)
+{
+    return *(int *)arg == 7 ? 0 : 1;
+}
+
+static int init_crash(void *arg)
+{
+    (void)arg;
+    raise(SIGKILL);
+    return 0;
+}
+
+START_TEST(failing_initializer_leaves_no_child)
+{
+    mp_pool *pool = NULL;
+    int seven = 7, six = 6;
+    for (int k = 0; k < 3; k++) {
+        mp_pool_opts o = {.processes = 3,
+                          .start = mp_test_methods[k],
+                          .initializer = init_ok,
+                          .initarg = &six,
+                          .initarg_size = sizeof six};
+        ck_assert_int_eq(mp_pool_new(&pool, &o), MP_ETASK);
+        ck_assert_ptr_null(pool);
+        o.initializer = init_crash;
+        ck_assert_int_eq(mp_pool_new(&pool, &o), MP_EWORKERDIED);
+        o.initializer = init_ok;
+        o.initarg = &seven;
+        ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+        mp_pool_free(pool);
+        pool = NULL;
+    }
+    /* The harness fails the test if any process is left. */
+}
+END_TEST
+
+START_TEST(close_join_terminate_free_leave_no_child)
+{
+    size_t n = 1000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    mp_pool *pool = new_pool(3, MP_START_FORK);
+    ck_assert_int_eq(mp_pool_join(pool, 0), MP_ESTATE);
+    ck_assert_int_eq(mp_pool_close(pool), 0);
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL),
+                     MP_ECLOSED);
+    ck_assert_int_eq(mp_pool_join(pool, 30), 0);
+    mp_pool_free(pool);
+    /* terminate with work going on */
+    pool = new_pool(2, MP_START_FORKSERVER);
+    mp_async *a;
+    int64_t slow[4] = {3, 3, 3, 3};
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a), 0);
+    mp_test_sleep(0.1);
+    ck_assert_int_eq(mp_pool_terminate(pool), 0);
+    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 10), MP_EBROKEN);
+    mp_async_free(a);
+    ck_assert_int_eq(mp_pool_join(pool, 10), 0);
+    mp_pool_free(pool);
+    /* free of a running pool terminates it; handles outlive it */
+    pool = new_pool(2, MP_START_SPAWN);
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a), 0);
+    mp_pool_free(pool);
+    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 0), MP_EBROKEN);
+    mp_async_free(a);
+    free(in);
+    free(out);
+}
+END_TEST
+
+static int echo(const void *arg, size_t len, mp_result *res)
+{
+    return mp_result_set(res, arg, len);
+}
+
+static int fail_with(const void *arg, size_t len, mp_result *res)
+{
+    (void)len;
+    (void)res;
+    return *(const int *)arg;
+}
+
+START_TEST(apply_and_async_handles)
+{
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    void *r = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(mp_pool_apply(pool, echo, "hello", 5, &r, &len), 0);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_int_eq(memcmp(r, "hello", 5), 0);
+    free(r);
+    /* A big argument and result. */
+    size_t big = 3 << 20;
+    char *b = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        b[i] = (char)(i * 7);
+    ck_assert_int_eq(mp_pool_apply(pool, echo, b, big, &r, &len), 0);
+    ck_assert_uint_eq(len, big);
+    ck_assert_int_eq(memcmp(r, b, big), 0);
+    free(r);
+    free(b);
+    /* An error of the function itself. */
+    int e = 42;
+    mp_async *a;
+    ck_assert_int_eq(mp_pool_apply_async(pool, fail_with, &e, sizeof e, &a), 0);
+    ck_assert_int_eq(mp_async_wait(a, 30), 0);
+    ck_assert_int_eq(mp_async_ready(a), 1);
+    ck_assert_int_eq(mp_async_successful(a), 0);
+    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 0), MP_ETASK);
+    ck_assert_int_eq(mp_async_error(a), 42);
+    mp_async_free(a);
+    /* Not ready yet: successful says so, get says busy. */
+    int64_t slow = 3, res64;
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, sleepy, &slow, 8, &res64, 8, 1, NULL, &a), 0);
+    ck_assert_int_eq(mp_async_ready(a), 0);
+    ck_assert_int_eq(mp_async_successful(a), MP_ESTATE);
+    ck_assert_int_eq(mp_async_wait(a, 0.1), MP_ETIMEDOUT);
+    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 0.1), MP_EBUSY);
+    mp_async_free(a); /* detached: the sleeping item is dropped */
+    /* Many at once. */
+    enum { N = 2000 };
+    mp_async **as = malloc(N * sizeof *as);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(mp_pool_apply_async(pool, echo, &i, sizeof i, &as[i]),
+                         0);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        void *p = NULL;
+        bad += mp_async_get(as[i], &p, &len, 30) != 0 || len != sizeof i ||
+               *(int *)p != i;
+        free(p);
+        mp_async_free(as[i]);
+    }
+    free(as);
+    ck_assert_int_eq(bad, 0);
+    mp_pool_terminate(pool);
+    mp_pool_free(pool);
+}
+END_TEST
+
+/* gen - a generator that counts what it was asked for. */
+struct gen {
+    int64_t next, end;
+    int64_t *taken_by_now; /* how far the consumer is */
+    int64_t max_ahead;     /* the most items read ahead of the consumer */
+};
+
+static int gen_next(void *ctx, void *item)
+{
+    struct gen *g = ctx;
+    if (g->next == g->end)
+        return 0;
+    int64_t ahead = g->next - *g->taken_by_now;
+    if (ahead > g->max_ahead)
+        g->max_ahead = ahead;
+    *(int64_t *)item = g->next++;
+    return 1;
+}
+
+START_TEST(imap_ordered_and_unordered)
+{
+    size_t n = 5000;
+    int64_t *in = iota(n);
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    for (int ordered = 0; ordered < 2; ordered++) {
+        mp_imap *it;
+        mp_imap_opts o = {.ordered = ordered, .chunksize = 16};
+        ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, &o, &it), 0);
+        unsigned char *seen = calloc(n, 1);
+        size_t count = 0, idx = 0, last = 0, inorder = 1;
+        int64_t v;
+        int r;
+        while ((r = mp_imap_next(it, &v, &idx, 30)) == 0) {
+            ck_assert_uint_lt(idx, n);
+            ck_assert_int_eq(v, (int64_t)idx * 3);
+            seen[idx]++;
+            if (count > 0 && idx != last + 1)
+                inorder = 0;
+            last = idx;
+            count++;
+        }
+        ck_assert_int_eq(r, MP_EOF);
+        ck_assert_uint_eq(count, n);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_int_eq(seen[i], 1);
+        if (ordered)
+            ck_assert_int_eq(inorder, 1);
+        free(seen);
+        mp_imap_free(it);
+    }
+    /* From a generator: never more than the window read ahead. */
+    int64_t taken = 0;
+    struct gen g = {0, 3000, &taken, 0};
+    mp_imap_opts o = {.ordered = 1,
+                      .chunksize = 4,
+                      .window = 32,
+                      .gen = gen_next,
+                      .gen_ctx = &g};
+    mp_imap *it;
+    ck_assert_int_eq(mp_pool_imap(pool, triple, NULL, 8, 8, 0, &o, &it), 0);
+    int64_t v;
+    size_t idx;
+    while (mp_imap_next(it, &v, &idx, 30) == 0) {
+        ck_assert_int_eq(v, (int64_t)idx * 3);
+        taken = (int64_t)idx + 1;
+    }
+    ck_assert_int_eq(taken, 3000);
+    ck_assert_int_le(g.max_ahead, 32);
+    mp_imap_free(it);
+    /* Failing items come out with their index; freeing early is fine. */
+    ck_assert_int_eq(mp_pool_imap(pool, odd_fails, in, 8, 8, n, NULL, &it), 0);
+    int fails = 0, r;
+    while ((r = mp_imap_next(it, &v, &idx, 30)) != MP_EOF) {
+        if (r == MP_ETASK) {
+            fails++;
+            ck_assert_uint_eq(idx % 1000, 999);
+        } else {
+            ck_assert_int_eq(r, 0);
+        }
+    }
+    ck_assert_int_eq(fails, 5);
+    mp_imap_free(it);
+    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, NULL, &it), 0);
+    ck_assert_int_eq(mp_imap_next(it, &v, &idx, 30), 0);
+    mp_imap_free(it);
+    mp_pool_free(pool);
+    free(in);
+}
+END_TEST
+
+/* progress - what the callback saw. */
+struct progress {
+    size_t calls, last, total;
+    int monotonic;
+};
+
+static void on_progress(size_t done, size_t total, void *arg)
+{
+    struct progress *p = arg;
+    if (done < p->last)
+        p->monotonic = 0;
+    p->last = done;
+    p->total = total;
+    p->calls++;
+}
+
+static int slow_item(const void *in, void *out)
+{
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+    return triple(in, out);
+}
+
+START_TEST(progress_callback)
+{
+    size_t n = 2000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    struct progress p = {0, 0, 0, 1};
+    ck_assert_int_eq(mp_pool_set_progress(pool, on_progress, &p, 0.02), 0);
+    mp_map_opts mo = {.chunksize = 10};
+    ck_assert_int_eq(mp_pool_map(pool, slow_item, in, 8, out, 8, n, &mo), 0);
+    ck_assert_uint_ge(p.calls, 3);
+    ck_assert_int_eq(p.monotonic, 1);
+    ck_assert_uint_eq(p.last, n);
+    ck_assert_uint_eq(p.total, n);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+}
+END_TEST
+
+/* killer - a thread that SIGKILLs random children of ours. */
+struct killer {
+    volatile int stop;
+    int kills;
+};
+
+static void *kill_randomly(void *arg)
+{
+    struct killer *k = arg;
+    unsigned seed = (unsigned)time(NULL);
+    while (!k->stop) {
+        struct timespec ts = {0, (long)(1000000 + rand_r(&seed) % 4000000)};
+        nanosleep(&ts, NULL);
+        char path[64], buf[1024] = {0};
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", getpid(),
+                 getpid());
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = '\0';
+        int pids[64], n = 0;
+        for (char *s = strtok(buf, " \n"); s && n < 64; s = strtok(NULL, " \n"))
+            pids[n++] = atoi(s);
+        if (n > 0 && kill(pids[rand_r(&seed) % n], SIGKILL) == 0)
+            k->kills++;
+    }
+    return NULL;
+}
+
+static int busy_item(const void *in, void *out)
+{
+    volatile int64_t x = 0;
+    for (int i = 0; i < 300; i++)
+        x += i;
+    (void)x;
+    return triple(in, out);
+}
+
+START_TEST(chaos_random_kills_never_hang)
+{
+    size_t n = 100000;
+    int64_t *in = iota(n), *out = malloc(n * 8);
+    int *st = malloc(n * sizeof(int));
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    int total_kills = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        memset(out, 0, n * 8);
+        struct killer k = {0, 0};
+        pthread_t t;
+        pthread_create(&t, NULL, kill_randomly, &k);
+        mp_map_opts mo = {.chunksize = (size_t)(trial % 3) * 50, .status = st};
+        int r = mp_pool_map(pool, busy_item, in, 8, out, 8, n, &mo);
+        k.stop = 1;
+        pthread_join(t, NULL);
+        total_kills += k.kills;
+        ck_assert_msg(r == 0 || r == MP_EWORKERDIED, "trial %d: %s", trial,
+                      mp_err_name(r));
+        ck_assert_msg(wrong(in, out, st, n, MP_EWORKERDIED) == 0,
+                      "trial %d: wrong results", trial);
+    }
+    ck_assert_int_gt(total_kills, 0);
+    /* Still a working pool. */
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+    free(st);
+}
+END_TEST
+
+/* storm - whether replacement workers should die in their initializer. */
+static int *storm_flag;
+
+static int init_maybe_die(void *arg)
+{
+    (void)arg;
+    if (*storm_flag)
+        raise(SIGKILL);
+    return 0;
+}
+
+START_TEST(restart_storm_is_an_error)
+{
+    storm_flag = mp_shared_alloc(sizeof *storm_flag);
+    mp_pool *pool;
+    mp_pool_opts o = {.processes = 2, .initializer = init_maybe_die};
+    ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+    *storm_flag = 1; /* every replacement now dies before working */
+    int64_t in[4] = {1, 2, 3, 4}, out[4];
+    /* Kill the workers: their replacements keep dying. */
+    mp_async *a;
+    int64_t slow = 3;
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, sleepy, &slow, 8, out, 8, 1, NULL, &a), 0);
+    mp_test_sleep(0.1);
+    char path[64], buf[256] = {0};
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
+    FILE *f = fopen(path, "r");
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    for (char *s = strtok(buf, " \n"); s; s = strtok(NULL, " \n"))
+        kill(atoi(s), SIGKILL);
+    double t0 = mp_test_now();
+    int r = mp_async_get(a, NULL, NULL, 30);
+    ck_assert_msg(r == MP_EWORKERDIED || r == MP_EBROKEN, "%s", mp_err_name(r));
+    mp_async_free(a);
+    int m = MP_OK;
+    for (int i = 0; i < 50 && m != MP_EBROKEN; i++)
+        m = mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL);
+    ck_assert_int_eq(m, MP_EBROKEN);
+    ck_assert(mp_test_now() - t0 < 20);
+    mp_pool_free(pool);
+    mp_shared_free(storm_flag);
+}
+END_TEST
+
+static int parent_with_pool(void *arg)
+{
+    (void)arg;
+    mp_pool *pool;
+    mp_pool_opts o = {.processes = 2};
+    if (mp_pool_new(&pool, &o) != 0)
+        return 1;
+    int64_t in[8] = {3, 3, 3, 3, 3, 3, 3, 3}, out[8];
+    mp_pool_map(pool, sleepy, in, 8, out, 8, 8, NULL); /* 60 s */
+    return 2;
+}
+
+START_TEST(interrupted_parent_leaves_no_worker)
+{
+    /* Ctrl-C: the parent of a pool dies of SIGINT; its workers die with
+       it (they come back to us, a subreaper: we reap them). */
+    mp_process *p = mp_test_start(parent_with_pool, NULL, 0, MP_START_FORK);
+    mp_test_sleep(0.3);
+    kill(mp_process_pid(p), SIGINT);
+    ck_assert_int_eq(mp_test_finish(p, 10), -SIGINT);
+    double t0 = mp_test_now();
+    int left = 1;
+    while (left && mp_test_now() - t0 < 5) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        char path[64], buf[256] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
+        FILE *f = fopen(path, "r");
+        left = f != NULL && fread(buf, 1, sizeof buf - 1, f) > 0;
+        if (f)
+            fclose(f);
+        mp_test_sleep(0.01);
+    }
+    ck_assert_int_eq(left, 0);
+}
+END_TEST
+
+START_TEST(bad_inputs)
+{
+    mp_pool *pool = NULL;
+    mp_pool_opts neg = {.processes = -1};
+    mp_pool_opts nan_to = {.task_timeout = NAN};
+    ck_assert_int_eq(mp_pool_new(NULL, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_pool_new(&pool, &neg), MP_EINVAL);
+    ck_assert_int_eq(mp_pool_new(&pool, &nan_to), MP_EINVAL);
+    int64_t in[2] = {1, 2}, out[2];
+    mp_async *a;
+    ck_assert_int_eq(mp_pool_map(NULL, triple, in, 8, out, 8, 2, NULL),
+                     MP_EINVAL);
+    ck_assert_int_eq(mp_pool_close(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_pool_terminate(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_pool_join(NULL, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_async_wait(NULL, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_async_ready(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_async_get(NULL, NULL, NULL, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_imap_next(NULL, out, NULL, 0), MP_EINVAL);
+    mp_pool_free(NULL);
+    mp_async_free(NULL);
+    mp_imap_free(NULL);
+    pool = new_pool(1, MP_START_FORK);
+    ck_assert_int_eq(mp_pool_map(pool, NULL, in, 8, out, 8, 2, NULL),
+                     MP_EINVAL);
+    ck_assert_int_eq(mp_pool_map(pool, triple, NULL, 8, out, 8, 2, NULL),
+                     MP_EINVAL);
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, NULL, 8, 2, NULL),
+                     MP_EINVAL);
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, triple, in, 8, out, 8, 2, NULL, NULL),
+        MP_EINVAL);
+    ck_assert_int_eq(mp_pool_apply_async(pool, NULL, in, 8, &a), MP_EINVAL);
+    ck_assert_int_eq(mp_pool_apply_async(pool, echo, NULL, 8, &a), MP_EINVAL);
+    ck_assert_int_eq(mp_pool_set_progress(pool, on_progress, NULL, NAN),
+                     MP_EINVAL);
+    ck_assert_int_eq(mp_result_set(NULL, in, 1), MP_EINVAL);
+    mp_pool_free(pool);
+}
+END_TEST
+
+Suite *mp_test_suite(void)
+{
+    Suite *s = suite_create("pool");
+    mp_test_add(s, million_items_every_method_and_chunksize);
+    mp_test_add(s, arena_arrays_used_in_place);
+    mp_test_add(s, failing_items_get_their_status);
+    mp_test_add(s, dead_workers_fail_only_their_items);
+    mp_test_add(s, dead_worker_fails_its_apply_with_the_signal);
+    mp_test_add(s, task_timeout_kills_the_item);
+    mp_test_add(s, max_tasks_per_child_replaces_workers);
+    mp_test_add(s, failing_initializer_leaves_no_child);
+    mp_test_add(s, close_join_terminate_free_leave_no_child);
+    mp_test_add(s, apply_and_async_handles);
+    mp_test_add(s, imap_ordered_and_unordered);
+    mp_test_add(s, progress_callback);
+    mp_test_add(s, chaos_random_kills_never_hang);
+    mp_test_add(s, restart_storm_is_an_error);
+    mp_test_add(s, interrupted_parent_leaves_no_worker);
+    mp_test_add(s, bad_inputs);
+    return s;
+}
