@@ -1,7 +1,1082 @@
-/* test_conn.c - Pipe, Connection and mp_wait (being written). */
+/* test_conn.c - Pipe, Connection and mp_wait: messages both ways, one-way
+   direction, order of many messages through a child, large messages,
+   timeouts, partial messages, MP_EMSGSIZE, poll, end of stream, dead
+   peers, full buffers, signals, waiting on many; after CPython's
+   _TestConnection. */
 #include "harness.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define MIB ((size_t)1 << 20)
+
+/* ---- helpers ------------------------------------------------------------
+ */
+
+/* A new pipe; fails the test on error. */
+static void new_pipe(mp_conn **a, mp_conn **b, int duplex)
+{
+    ck_assert_int_eq(mp_pipe_new(a, b, duplex), 0);
+    ck_assert_ptr_nonnull(*a);
+    ck_assert_ptr_nonnull(*b);
+}
+
+/* Close every connection of v[0..n) except keep (may be NULL): what a
+   fork child does with the ends it inherited and does not use. */
+static void close_others(mp_conn **v, int n, const mp_conn *keep)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] != keep)
+            mp_conn_close(v[i]);
+}
+
+/* Pseudo-random bytes of stream seed: every message of a test differs. */
+static void fill(unsigned char *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = (unsigned char)(x >> 16);
+    }
+}
+
+/* 1 if p holds the n bytes fill(seed) writes. */
+static int filled(const unsigned char *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        if (p[i] != (unsigned char)(x >> 16))
+            return 0;
+    }
+    return 1;
+}
+
+/* Send a string (without its NUL); fails the test on error. */
+static void send_str(mp_conn *c, const char *s)
+{
+    ck_assert_int_eq(mp_conn_send(c, s, strlen(s), 5), 0);
+}
+
+/* Receive a message and compare it with s; fails the test otherwise. */
+static void recv_str(mp_conn *c, const char *s)
+{
+    char buf[256];
+    ssize_t n = mp_conn_recv(c, buf, sizeof buf, 5);
+    ck_assert_int_eq(n, (ssize_t)strlen(s));
+    ck_assert_int_eq(memcmp(buf, s, (size_t)n), 0);
+}
+
+/* Write raw bytes to a descriptor, as a sender would: for tests of what
+   the receiver does with part of a message. */
+static void raw_write(int fd, const void *p, size_t n)
+{
+    ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
+}
+
+/* The 8-byte little-endian length of the wire format. */
+static void le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* ---- both ways, one way -------------------------------------------------
+ */
+
+/* A child that echoes every message on c[1] until the end of the stream:
+   CPython's _echo. Exit 0 when it ended at a message boundary. */
+static int child_echo(void *arg)
+{
+    mp_conn **c = arg;
+    mp_conn_close(c[0]);
+    for (;;) {
+        void *m;
+        ssize_t n = mp_conn_recv_alloc(c[1], &m, 30);
+        if (n == MP_EOF)
+            break;
+        if (n < 0)
+            return 10;
+        int r = mp_conn_send(c[1], m, (size_t)n, 30);
+        free(m);
+        if (r != 0)
+            return 11;
+    }
+    mp_conn_close(c[1]);
+    return 0;
+}
+
+START_TEST(duplex_both_ways)
+{
+    mp_conn *c[2];
+    new_pipe(&c[0], &c[1], 1);
+    /* In one process: each end sends and receives. */
+    send_str(c[0], "hello");
+    send_str(c[1], "world");
+    recv_str(c[1], "hello");
+    recv_str(c[0], "world");
+    ck_assert_int_eq(mp_conn_send(c[0], "", 0, 0), 0);
+    ck_assert_int_eq(mp_conn_send(c[0], NULL, 0, 0), 0);
+    char buf[8];
+    ck_assert_int_eq(mp_conn_recv(c[1], buf, sizeof buf, 1), 0);
+    ck_assert_int_eq(mp_conn_recv(c[1], NULL, 0, 1), 0);
+
+    /* Through a fork child that echoes, as test_connection. */
+    mp_process *p = mp_test_start(child_echo, c, 0, MP_START_FORK);
+    mp_conn_close(c[1]);
+    const char *msgs[] = {"a", "", "some longer message \x01\x02\x00x", "last"};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mp_conn_send(c[0], msgs[i], strlen(msgs[i]), 5), 0);
+        recv_str(c[0], msgs[i]);
+    }
+    /* Pipelined: several in flight, echoed in order. */
+    for (int i = 0; i < 4; i++)
+        send_str(c[0], msgs[i]);
+    for (int i = 0; i < 4; i++)
+        recv_str(c[0], msgs[i]);
+    mp_conn_close(c[0]);
+    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+}
+END_TEST
+
+/* A child that sends "late" on c[1] after 0.2 s, then closes it. */
+static int child_late(void *arg)
+{
+    mp_conn **c = arg;
+    mp_conn_close(c[0]);
+    mp_test_sleep(0.2);
+    int r = mp_conn_send(c[1], "late", 4, 10);
+    mp_conn_close(c[1]);
+    return r == 0 ? 0 : 40;
+}
+
+START_TEST(one_way_direction)
+{
+    mp_conn *r, *w;
+    new_pipe(&r, &w, 0);
+    char buf[16];
+    void *m = (void *)&buf;
+    /* Python's Pipe(False): (reader, writer). */
+    ck_assert_int_eq(mp_conn_send(r, "x", 1, 0), MP_EBADF);
+    ck_assert_int_eq(mp_conn_recv(w, buf, sizeof buf, 0), MP_EBADF);
+    ck_assert_int_eq(mp_conn_recv_alloc(w, &m, 0), MP_EBADF);
+    ck_assert_int_eq(mp_conn_poll(w, 0), MP_EBADF);
+    send_str(w, "one way");
+    recv_str(r, "one way");
+    ck_assert_int_eq(mp_conn_recv(r, buf, sizeof buf, 0), MP_ETIMEDOUT);
+
+    /* Across a fork: the child writes, the parent reads, then sees the
+       end of the stream once every writer is gone. */
+    mp_conn *c[2] = {r, w};
+    mp_process *p = mp_test_start(child_late, c, 0, MP_START_FORK);
+    mp_conn_close(w);
+    recv_str(r, "late");
+    ck_assert_int_eq(mp_conn_recv(r, buf, sizeof buf, 5), MP_EOF);
+    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    mp_conn_close(r);
+}
+END_TEST
+
+/* ---- order of many messages ---------------------------------------------
+ */
+
+#define FIFO_N     10000
+#define FIFO_MAX   65536
+#define FIFO_EXTRA 4096
+
+/* The bytes messages are cut from, shared by parent and child (fork). */
+static unsigned char fifo_pool[FIFO_MAX + FIFO_EXTRA];
+
+/* The length of message i: many small ones, empty ones, 64 KiB ones. */
+static size_t fifo_len(uint32_t i)
+{
+    uint32_t x = i * 2654435761u;
+    x ^= x >> 15;
+    if (i % 1000 == 0)
+        return 0;
+    if (i % 1000 == 1)
+        return FIFO_MAX;
+    if (i % 3 == 0)
+        return x % 64;
+    return x % (FIFO_MAX + 1);
+}
+
+/* Message i: a slice of the pool at an offset of its own, its index in
+   the first 4 bytes when it has room. */
+static void fifo_make(unsigned char *p, uint32_t i)
+{
+    size_t n = fifo_len(i);
+    memcpy(p, fifo_pool + (i * 97u) % FIFO_EXTRA, n);
+    if (n >= 4)
+        memcpy(p, &i, 4);
+}
+
+/* 1 if p (n bytes) is message i. */
+static int fifo_ok(const unsigned char *p, size_t n, uint32_t i)
+{
+    if (n != fifo_len(i))
+        return 0;
+    const unsigned char *src = fifo_pool + (i * 97u) % FIFO_EXTRA;
+    if (n < 4)
+        return memcmp(p, src, n) == 0;
+    uint32_t idx;
+    memcpy(&idx, p, 4);
+    return idx == i && memcmp(p + 4, src + 4, n - 4) == 0;
+}
+
+/* A checksum of a message's identity (index and length), chained. */
+static uint64_t fifo_sum(uint64_t h, uint32_t i, size_t n)
+{
+    uint64_t v[2] = {i, n};
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t k = 0; k < sizeof v; k++)
+        h = (h ^ b[k]) * 1099511628211u;
+    return h;
+}
+
+/* fifo - the ends of the order test: c[0] parent->child, c[1] child's
+   receiving end, c[2] child's sending end, c[3] parent's receiving end.
+   With a duplex pipe c[0] == c[3] and c[1] == c[2]. */
+struct fifo {
+    mp_conn *c[4];
+    int duplex;
+};
+
+/* The child: check and echo FIFO_N messages, send the count and the
+   checksum of what it saw, expect the end of the stream (one-way: the
+   parent's sender closes after the last message). */
+static int child_fifo(void *arg)
+{
+    struct fifo *f = arg;
+    mp_conn *in = f->c[1], *out = f->c[2];
+    mp_conn_close(f->c[0]);
+    if (!f->duplex)
+        mp_conn_close(f->c[3]);
+    unsigned char *buf = malloc(FIFO_MAX);
+    uint64_t summary[2] = {0, 14695981039346656037u};
+    int bad = 0;
+    for (uint32_t k = 0; k < FIFO_N; k++) {
+        ssize_t n = mp_conn_recv(in, buf, FIFO_MAX, 30);
+        if (n < 0)
+            return 20;
+        uint32_t i = (uint32_t)summary[0]++;
+        bad += !fifo_ok(buf, (size_t)n, i);
+        summary[1] = fifo_sum(summary[1], i, (size_t)n);
+        if (mp_conn_send(out, buf, (size_t)n, 30) != 0)
+            return 21;
+    }
+    if (mp_conn_send(out, summary, sizeof summary, 30) != 0)
+        return 22;
+    if (!f->duplex && mp_conn_recv(in, buf, FIFO_MAX, 30) != MP_EOF)
+        return 24;
+    free(buf);
+    mp_conn_close(in);
+    if (!f->duplex)
+        mp_conn_close(out);
+    return bad ? 23 : 0;
+}
+
+/* The parent's sender thread (one-way case): all messages, then the end
+   of the stream, while the main thread receives the echoes. */
+static void *fifo_sender(void *arg)
+{
+    mp_conn *c = arg;
+    unsigned char *buf = malloc(FIFO_MAX);
+    intptr_t failed = 0;
+    for (uint32_t i = 0; i < FIFO_N && !failed; i++) {
+        fifo_make(buf, i);
+        failed = mp_conn_send(c, buf, fifo_len(i), 30) != 0;
+    }
+    free(buf);
+    mp_conn_close(c);
+    return (void *)failed;
+}
+
+/* Receive and check echo i; 1 if it is right. */
+static int fifo_take(mp_conn *c, unsigned char *buf, uint32_t i, uint64_t *sum)
+{
+    ssize_t n = mp_conn_recv(c, buf, FIFO_MAX, 30);
+    if (n < 0)
+        return 0;
+    *sum = fifo_sum(*sum, i, (size_t)n);
+    return fifo_ok(buf, (size_t)n, i);
+}
+
+START_TEST(fifo_order_through_child)
+{
+    fill(fifo_pool, sizeof fifo_pool, 99);
+    unsigned char *buf = malloc(FIFO_MAX);
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        struct fifo f = {.duplex = duplex};
+        if (duplex) {
+            new_pipe(&f.c[0], &f.c[1], 1);
+            f.c[2] = f.c[1];
+            f.c[3] = f.c[0];
+        } else {
+            new_pipe(&f.c[1], &f.c[0], 0);
+            new_pipe(&f.c[3], &f.c[2], 0);
+        }
+        mp_process *p = mp_test_start(child_fifo, &f, 0, MP_START_FORK);
+        mp_conn_close(f.c[1]);
+        if (!duplex)
+            mp_conn_close(f.c[2]);
+        uint64_t sum = 14695981039346656037u;
+        int bad = 0;
+        if (duplex) {
+            /* One object per thread: ping-pong from this one. */
+            for (uint32_t i = 0; i < FIFO_N; i++) {
+                fifo_make(buf, i);
+                if (mp_conn_send(f.c[0], buf, fifo_len(i), 30) != 0)
+                    bad++;
+                bad += !fifo_take(f.c[3], buf, i, &sum);
+            }
+        } else {
+            /* Pipelined: a thread sends while this one receives. */
+            pthread_t t;
+            ck_assert_int_eq(pthread_create(&t, NULL, fifo_sender, f.c[0]), 0);
+            for (uint32_t i = 0; i < FIFO_N; i++)
+                bad += !fifo_take(f.c[3], buf, i, &sum);
+            void *failed;
+            pthread_join(t, &failed);
+            ck_assert_ptr_null(failed);
+        }
+        ck_assert_int_eq(bad, 0);
+        uint64_t summary[2];
+        ck_assert_int_eq(mp_conn_recv(f.c[3], summary, sizeof summary, 30),
+                         sizeof summary);
+        ck_assert_uint_eq(summary[0], FIFO_N);
+        ck_assert(summary[1] == sum);
+        /* The child closed its ends: the end of the stream. */
+        ck_assert_int_eq(mp_conn_recv(f.c[3], buf, FIFO_MAX, 30), MP_EOF);
+        if (!duplex)
+            mp_conn_close(f.c[3]);
+        else
+            mp_conn_close(f.c[0]);
+        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    }
+    free(buf);
+}
+END_TEST
+
+/* ---- a large message ----------------------------------------------------
+ */
+
+#define BIG (16 * MIB)
+
+/* big - c[0], c[1]: parent->child; c[2], c[3]: child->parent (the same
+   pair when duplex). */
+struct big {
+    mp_conn *c[4];
+    int duplex;
+};
+
+/* The child: take the parent's 16 MiB message with recv_alloc, check it,
+   send it back. */
+static int child_big(void *arg)
+{
+    struct big *b = arg;
+    mp_conn_close(b->c[0]);
+    if (!b->duplex)
+        mp_conn_close(b->c[3]);
+    void *m;
+    ssize_t n = mp_conn_recv_alloc(b->c[1], &m, 60);
+    if (n != (ssize_t)BIG)
+        return 30;
+    if (!filled(m, BIG, 16))
+        return 31;
+    if (mp_conn_send(b->c[2], m, BIG, 60) != 0)
+        return 32;
+    free(m);
+    mp_conn_close(b->c[1]);
+    if (!b->duplex)
+        mp_conn_close(b->c[2]);
+    return 0;
+}
+
+START_TEST(message_of_16_mib)
+{
+    unsigned char *out = malloc(BIG), *in = malloc(BIG);
+    fill(out, BIG, 16);
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        struct big b = {.duplex = duplex};
+        if (duplex) {
+            new_pipe(&b.c[0], &b.c[1], 1);
+            b.c[2] = b.c[1];
+            b.c[3] = b.c[0];
+        } else {
+            new_pipe(&b.c[1], &b.c[0], 0);
+            new_pipe(&b.c[3], &b.c[2], 0);
+        }
+        mp_process *p = mp_test_start(child_big, &b, 0, MP_START_FORK);
+        mp_conn_close(b.c[1]);
+        if (!duplex)
+            mp_conn_close(b.c[2]);
+        /* Far more than a socket or pipe holds: partial writes. */
+        ck_assert_int_eq(mp_conn_send(b.c[0], out, BIG, 60), 0);
+        memset(in, 0, BIG);
+        ck_assert_int_eq(mp_conn_recv(b.c[3], in, BIG, 60), (ssize_t)BIG);
+        ck_assert_int_eq(memcmp(in, out, BIG), 0);
+        ck_assert_int_eq(mp_test_finish(p, 60), 0);
+        ck_assert_int_eq(mp_conn_recv(b.c[3], in, BIG, 5), MP_EOF);
+        mp_conn_close(b.c[0]);
+        if (!duplex)
+            mp_conn_close(b.c[3]);
+    }
+    free(out);
+    free(in);
+}
+END_TEST
+
+/* ---- timeouts, partial messages, MP_EMSGSIZE ----------------------------
+ */
+
+START_TEST(recv_timeout_honoured)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *a, *b;
+        new_pipe(&a, &b, duplex);
+        char buf[16];
+        void *m = NULL;
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0), MP_ETIMEDOUT);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
+        ck_assert_ptr_null(m);
+        ck_assert(mp_test_now() - t0 < 0.05);
+        t0 = mp_test_now();
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.2), MP_ETIMEDOUT);
+        double el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.2 && el < 1.5, "recv(0.2) took %.3f s", el);
+        t0 = mp_test_now();
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0.2), MP_ETIMEDOUT);
+        el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.2 && el < 1.5, "recv_alloc(0.2) took %.3f", el);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, NAN), MP_EINVAL);
+        /* A message already there is taken even with a timeout of 0. */
+        send_str(b, "now");
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0), 3);
+        mp_conn_close(a);
+        mp_conn_close(b);
+    }
+}
+END_TEST
+
+START_TEST(partial_message_kept)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *a, *b;
+        new_pipe(&a, &b, duplex);
+        int fd = mp_conn_fileno(b);
+        unsigned char hdr[8], buf[64], other[64];
+        void *m;
+        le64(hdr, 10);
+
+        /* A header in two pieces, then the payload in two pieces: each
+           call that times out keeps what it read. */
+        raw_write(fd, hdr, 3);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        ck_assert_int_eq(mp_conn_poll(a, 0), 0);
+        raw_write(fd, hdr + 3, 5);
+        raw_write(fd, "0123", 4);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        raw_write(fd, "456789", 6);
+        memset(other, 0, sizeof other);
+        ck_assert_int_eq(mp_conn_recv(a, other, sizeof other, 1), 10);
+        ck_assert_int_eq(memcmp(other, "0123456789", 10), 0);
+
+        /* A partial payload, then a buffer too small: MP_EMSGSIZE keeps
+           it; recv_alloc finishes it. */
+        raw_write(fd, hdr, 8);
+        raw_write(fd, "abcd", 4);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        ck_assert_int_eq(mp_conn_recv(a, buf, 5, 0.05), MP_EMSGSIZE);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0.05), MP_ETIMEDOUT);
+        raw_write(fd, "efghij", 6);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 10);
+        ck_assert_int_eq(memcmp(m, "abcdefghij", 10), 0);
+        free(m);
+        /* The stream is in step again. */
+        send_str(b, "next");
+        recv_str(a, "next");
+
+        /* The end of the stream inside a message: MP_EOF, the torn
+           message dropped. */
+        le64(hdr, 100);
+        raw_write(fd, hdr, 8);
+        raw_write(fd, "0123456789", 10);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_EMSGSIZE);
+        ck_assert_int_eq(mp_conn_recv(a, other, sizeof other, 0.05),
+                         MP_EMSGSIZE);
+        void *big;
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &big, 0.05), MP_ETIMEDOUT);
+        mp_conn_close(b);
+        /* Its length is known, so a small buffer still hears it is too
+           long; reading it finds the end. */
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), MP_EMSGSIZE);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &big, 1), MP_EOF);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
+        mp_conn_close(a);
+
+        /* And in the middle of a header. */
+        new_pipe(&a, &b, duplex);
+        raw_write(mp_conn_fileno(b), hdr, 5);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        mp_conn_close(b);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
+        mp_conn_close(a);
+    }
+}
+END_TEST
+
+START_TEST(msgsize_leaves_message)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *a, *b;
+        new_pipe(&a, &b, duplex);
+        unsigned char msg[100], buf[100];
+        fill(msg, sizeof msg, 1);
+        ck_assert_int_eq(mp_conn_send(b, msg, sizeof msg, 1), 0);
+        ck_assert_int_eq(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
+        ck_assert_int_eq(mp_conn_recv(a, buf, 99, 1), MP_EMSGSIZE);
+        ck_assert_int_eq(mp_conn_recv(a, NULL, 0, 1), MP_EMSGSIZE);
+        /* Still there for poll, poll(2) and mp_wait. */
+        ck_assert_int_eq(mp_conn_poll(a, 0), 1);
+        int fd = mp_conn_fileno(a), ready = 0;
+        ck_assert_int_eq(mp_wait(&fd, 1, &ready, 0), 1);
+        ck_assert_int_eq(ready, 1);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), 100);
+        ck_assert_int_eq(memcmp(buf, msg, sizeof msg), 0);
+
+        /* recv_alloc takes it, and order is kept. */
+        ck_assert_int_eq(mp_conn_send(b, msg, 50, 1), 0);
+        send_str(b, "small");
+        ck_assert_int_eq(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
+        void *m;
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 50);
+        ck_assert_int_eq(memcmp(m, msg, 50), 0);
+        free(m);
+        ck_assert_int_eq(mp_conn_recv(a, buf, 10, 1), 5);
+        ck_assert_int_eq(memcmp(buf, "small", 5), 0);
+        ck_assert_int_eq(mp_conn_poll(a, 0), 0);
+        mp_conn_close(a);
+        mp_conn_close(b);
+    }
+}
+END_TEST
+
+START_TEST(recv_alloc_messages)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *a, *b;
+        new_pipe(&a, &b, duplex);
+        send_str(b, "hello");
+        ck_assert_int_eq(mp_conn_send(b, NULL, 0, 1), 0);
+        void *m = NULL;
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 5);
+        ck_assert_int_eq(memcmp(m, "hello", 5), 0);
+        free(m);
+        m = NULL;
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 0);
+        ck_assert_ptr_nonnull(m); /* a buffer even for nothing */
+        free(m);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
+        ck_assert_ptr_null(m);
+        mp_conn_close(b);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
+        ck_assert_ptr_null(m);
+        mp_conn_close(a);
+    }
+}
+END_TEST
+
+/* ---- poll, the end of the stream, dead peers ----------------------------
+ */
+
+START_TEST(poll_readiness)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *c[2];
+        new_pipe(&c[0], &c[1], duplex);
+        ck_assert_int_eq(mp_conn_poll(c[0], 0), 0);
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_conn_poll(c[0], 0.1), 0);
+        double el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.1 && el < 1.5, "poll(0.1) took %.3f s", el);
+        ck_assert_int_eq(mp_conn_poll(c[0], NAN), MP_EINVAL);
+        send_str(c[1], "x");
+        ck_assert_int_eq(mp_conn_poll(c[0], 0), 1);
+        ck_assert_int_eq(mp_conn_poll(c[0], 0), 1); /* poll takes nothing */
+        recv_str(c[0], "x");
+        ck_assert_int_eq(mp_conn_poll(c[0], 0), 0);
+        if (duplex) {
+            ck_assert_int_eq(mp_conn_poll(c[1], 0), 0);
+            send_str(c[0], "y");
+            ck_assert_int_eq(mp_conn_poll(c[1], 0), 1);
+            recv_str(c[1], "y");
+        }
+
+        /* A message that comes while poll waits, then the peer's end. */
+        mp_process *p = mp_test_start(child_late, c, 0, MP_START_FORK);
+        mp_conn_close(c[1]);
+        ck_assert_int_eq(mp_conn_poll(c[0], 10), 1);
+        recv_str(c[0], "late");
+        ck_assert_int_eq(mp_conn_poll(c[0], 10), 1);
+        char buf[8];
+        ck_assert_int_eq(mp_conn_recv(c[0], buf, sizeof buf, 1), MP_EOF);
+        ck_assert_int_eq(mp_conn_poll(c[0], 0), 1);
+        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        mp_conn_close(c[0]);
+    }
+}
+END_TEST
+
+START_TEST(peer_close_drains_then_eof)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *a, *b;
+        new_pipe(&a, &b, duplex);
+        send_str(b, "one");
+        send_str(b, "two");
+        send_str(b, "three");
+        mp_conn_close(b);
+        ck_assert_int_eq(mp_conn_poll(a, 0), 1);
+        recv_str(a, "one");
+        recv_str(a, "two");
+        recv_str(a, "three");
+        char buf[8];
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0), MP_EOF);
+        ck_assert_int_eq(mp_conn_poll(a, 0), 1);
+        if (duplex)
+            ck_assert_int_eq(mp_conn_send(a, "x", 1, 1), MP_EPIPE);
+        mp_conn_close(a);
+    }
+}
+END_TEST
+
+START_TEST(epipe_without_sigpipe)
+{
+    /* SIGPIPE at its default would kill this process. */
+    signal(SIGPIPE, SIG_DFL);
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *r, *w;
+        new_pipe(&r, &w, duplex);
+        mp_conn_close(r);
+        ck_assert_int_eq(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        ck_assert_int_eq(mp_conn_send(w, "x", 1, 0), MP_EPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        ck_assert(!sigismember(&pending, SIGPIPE));
+
+        /* A SIGPIPE pending before the call is not taken away, and the
+           caller's mask comes back. */
+        sigset_t pipe_set, old, now;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        pthread_kill(pthread_self(), SIGPIPE);
+        ck_assert_int_eq(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        sigpending(&pending);
+        ck_assert(sigismember(&pending, SIGPIPE));
+        pthread_sigmask(SIG_BLOCK, NULL, &now);
+        ck_assert(sigismember(&now, SIGPIPE));
+        struct timespec zero = {0, 0};
+        ck_assert_int_eq(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        mp_conn_close(w);
+    }
+}
+END_TEST
+
+/* killed - what the killed child holds: c[0..4) with the ones it keeps
+   named; a flag in the arena says its messages are sent. */
+struct killed {
+    mp_conn *c[4];
+    mp_conn *to_parent, *from_parent;
+    int *sent;
+};
+
+/* The child: send two messages, say so, sleep until killed (reading
+   nothing: what the parent sends stays unread). */
+static int child_send_then_hang(void *arg)
+{
+    struct killed *k = arg;
+    for (int i = 0; i < 4; i++)
+        if (k->c[i] != k->to_parent && k->c[i] != k->from_parent)
+            mp_conn_close(k->c[i]);
+    if (mp_conn_send(k->to_parent, "first", 5, 10) != 0 ||
+        mp_conn_send(k->to_parent, "second", 6, 10) != 0)
+        return 50;
+    __atomic_store_n(k->sent, 1, __ATOMIC_SEQ_CST);
+    mp_test_sleep(60);
+    return 51;
+}
+
+START_TEST(peer_killed)
+{
+    int *sent = mp_shared_alloc(sizeof(int));
+    ck_assert_ptr_nonnull(sent);
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        struct killed k = {.sent = sent};
+        mp_conn *in, *out; /* the parent's ends */
+        __atomic_store_n(sent, 0, __ATOMIC_SEQ_CST);
+        if (duplex) {
+            new_pipe(&k.c[0], &k.c[1], 1);
+            in = out = k.c[0];
+            k.to_parent = k.from_parent = k.c[1];
+        } else {
+            new_pipe(&k.c[0], &k.c[1], 0); /* child -> parent */
+            new_pipe(&k.c[2], &k.c[3], 0); /* parent -> child */
+            in = k.c[0];
+            out = k.c[3];
+            k.to_parent = k.c[1];
+            k.from_parent = k.c[2];
+        }
+        mp_process *p =
+            mp_test_start(child_send_then_hang, &k, 0, MP_START_FORK);
+        /* As Python's docs say: close this process's copy of the child's
+           ends, or their death would not be seen. */
+        mp_conn_close(k.to_parent);
+        if (!duplex)
+            mp_conn_close(k.from_parent);
+        for (int i = 0; i < 1000 && !__atomic_load_n(sent, __ATOMIC_SEQ_CST);
+             i++)
+            mp_test_sleep(0.01);
+        ck_assert_int_eq(__atomic_load_n(sent, __ATOMIC_SEQ_CST), 1);
+        /* Left unread in the dead child's socket: its peer is reset. */
+        send_str(out, "never read");
+        ck_assert_int_eq(mp_process_kill(p), 0);
+        ck_assert_int_eq(mp_test_finish(p, 30), -SIGKILL);
+        /* What it sent before dying is still delivered, then the end. */
+        recv_str(in, "first");
+        recv_str(in, "second");
+        char buf[16];
+        ck_assert_int_eq(mp_conn_recv(in, buf, sizeof buf, 5), MP_EOF);
+        ck_assert_int_eq(mp_conn_recv(in, buf, sizeof buf, 0), MP_EOF);
+        ck_assert_int_eq(mp_conn_send(out, "x", 1, 5), MP_EPIPE);
+        ck_assert_int_eq(mp_conn_send(out, "x", 1, 0), MP_EPIPE);
+        mp_conn_close(in);
+        if (!duplex)
+            mp_conn_close(out);
+    }
+    mp_shared_free(sent);
+}
+END_TEST
+
+/* ---- full buffers -------------------------------------------------------
+ */
+
+START_TEST(send_timeout_on_full_buffer)
+{
+    /* 1 KiB messages: each written whole or not at all (one socket
+       buffer, under PIPE_BUF), so a time out sends nothing. */
+    enum { SZ = 1024 };
+    unsigned char msg[SZ], buf[SZ];
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *r, *w;
+        new_pipe(&r, &w, duplex);
+        uint32_t count = 0;
+        int rc;
+        memset(msg, 0, sizeof msg);
+        while ((rc = mp_conn_send(w, msg, SZ, 0)) == 0 && count < 1000000) {
+            count++;
+            memcpy(msg, &count, sizeof count);
+        }
+        ck_assert_int_eq(rc, MP_ETIMEDOUT);
+        ck_assert_uint_gt(count, 0);
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_conn_send(w, msg, SZ, 0.2), MP_ETIMEDOUT);
+        double el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.2 && el < 1.5, "send(0.2) took %.3f s", el);
+        /* Still usable: every message arrives whole, then nothing. */
+        int bad = 0;
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t seq = 0;
+            if (mp_conn_recv(r, buf, SZ, 1) != SZ)
+                bad++;
+            memcpy(&seq, buf, sizeof seq);
+            bad += seq != i;
+        }
+        ck_assert_int_eq(bad, 0);
+        ck_assert_int_eq(mp_conn_recv(r, buf, SZ, 0), MP_ETIMEDOUT);
+        ck_assert_int_eq(mp_conn_send(w, "after", 5, 1), 0);
+        recv_str(r, "after");
+        mp_conn_close(r);
+        mp_conn_close(w);
+    }
+}
+END_TEST
+
+START_TEST(send_timeout_part_way_breaks)
+{
+    unsigned char *big = malloc(BIG);
+    fill(big, BIG, 3);
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *r, *w;
+        new_pipe(&r, &w, duplex);
+        send_str(w, "first");
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_conn_send(w, big, BIG, 0.3), MP_ETIMEDOUT);
+        double el = mp_test_now() - t0;
+        ck_assert_msg(el >= 0.3 && el < 1.5, "send(0.3) took %.3f s", el);
+        /* Broken from now on; the descriptor stays valid till close. */
+        ck_assert_int_eq(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        ck_assert_int_ge(mp_conn_fileno(w), 0);
+        /* The reader gets what came before, then the end: never the
+           torn message. */
+        recv_str(r, "first");
+        void *m = NULL;
+        ck_assert_int_eq(mp_conn_recv_alloc(r, &m, 5), MP_EOF);
+        ck_assert_ptr_null(m);
+        ck_assert_int_eq(mp_conn_recv(r, big, BIG, 0), MP_EOF);
+        if (duplex) {
+            /* Only that direction is shut. */
+            send_str(r, "back");
+            recv_str(w, "back");
+        }
+        mp_conn_close(r);
+        mp_conn_close(w);
+    }
+    free(big);
+}
+END_TEST
+
+/* ---- signals ------------------------------------------------------------
+ */
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+START_TEST(signals_do_not_cut_waits)
+{
+    /* A handler without SA_RESTART: every wait sees EINTR. */
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval it = {{0, 20000}, {0, 20000}}, off = {{0, 0}, {0, 0}};
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+
+    mp_conn *a, *b;
+    new_pipe(&a, &b, 1);
+    char buf[8];
+    double t0 = mp_test_now();
+    ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.3), MP_ETIMEDOUT);
+    double el = mp_test_now() - t0;
+    ck_assert_msg(el >= 0.3 && el < 1.5, "recv(0.3) took %.3f s", el);
+    t0 = mp_test_now();
+    ck_assert_int_eq(mp_conn_poll(a, 0.3), 0);
+    ck_assert(mp_test_now() - t0 >= 0.3);
+    int fd = mp_conn_fileno(a);
+    t0 = mp_test_now();
+    ck_assert_int_eq(mp_wait(&fd, 1, NULL, 0.3), 0);
+    ck_assert(mp_test_now() - t0 >= 0.3);
+    /* A send waiting for room. */
+    static unsigned char fillbuf[4096];
+    while (mp_conn_send(b, fillbuf, sizeof fillbuf, 0) == 0)
+        ;
+    t0 = mp_test_now();
+    ck_assert_int_eq(mp_conn_send(b, fillbuf, sizeof fillbuf, 0.3),
+                     MP_ETIMEDOUT);
+    ck_assert(mp_test_now() - t0 >= 0.3);
+
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGALRM, &old, NULL), 0);
+    ck_assert_int_gt(alarms, 10);
+    mp_conn_close(a);
+    mp_conn_close(b);
+}
+END_TEST
+
+/* ---- mp_wait ------------------------------------------------------------
+ */
+
+/* waits - every connection of the mp_wait test; a child keeps one. */
+struct waits {
+    mp_conn *c[6]; /* a1 b1 a2 b2 k1a k1b */
+};
+
+/* The first child: exit when told to (a message on k1b). */
+static int child_wait_go(void *arg)
+{
+    struct waits *w = arg;
+    close_others(w->c, 6, w->c[5]);
+    char buf[8];
+    ssize_t n = mp_conn_recv(w->c[5], buf, sizeof buf, 60);
+    mp_conn_close(w->c[5]);
+    return n == 2 ? 0 : 60;
+}
+
+/* The second child: sleep until killed. */
+static int child_wait_sleep(void *arg)
+{
+    struct waits *w = arg;
+    close_others(w->c, 6, NULL);
+    mp_test_sleep(60);
+    return 61;
+}
+
+/* 1 if ready[0..4) is the expected pattern. */
+static int ready_is(const int *ready, int r0, int r1, int r2, int r3)
+{
+    return ready[0] == r0 && ready[1] == r1 && ready[2] == r2 && ready[3] == r3;
+}
+
+START_TEST(wait_connections_and_sentinels)
+{
+    struct waits w;
+    new_pipe(&w.c[0], &w.c[1], 1);
+    new_pipe(&w.c[2], &w.c[3], 0);
+    new_pipe(&w.c[4], &w.c[5], 1);
+    mp_process *p1 = mp_test_start(child_wait_go, &w, 0, MP_START_FORK);
+    mp_process *p2 = mp_test_start(child_wait_sleep, &w, 0, MP_START_FORK);
+    mp_conn_close(w.c[5]);
+    int fds[4] = {mp_conn_fileno(w.c[0]), mp_conn_fileno(w.c[2]),
+                  mp_process_sentinel(p1), mp_process_sentinel(p2)};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_ge(fds[i], 0);
+    int ready[4] = {9, 9, 9, 9};
+
+    /* Nothing ready: at once, then after the timeout. */
+    ck_assert_int_eq(mp_wait(fds, 4, ready, 0), 0);
+    ck_assert(ready_is(ready, 0, 0, 0, 0));
+    double t0 = mp_test_now();
+    ck_assert_int_eq(mp_wait(fds, 4, ready, 0.2), 0);
+    double el = mp_test_now() - t0;
+    ck_assert_msg(el >= 0.2 && el < 1.5, "wait(0.2) took %.3f s", el);
+
+    /* A message on the second connection. */
+    send_str(w.c[3], "m");
+    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 1);
+    ck_assert(ready_is(ready, 0, 1, 0, 0));
+    recv_str(w.c[2], "m");
+
+    /* The first child ends while mp_wait waits. */
+    send_str(w.c[4], "go");
+    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 1);
+    ck_assert(ready_is(ready, 0, 0, 1, 0));
+
+    /* The first connection's peer closes: its end is ready too. */
+    mp_conn_close(w.c[1]);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 2);
+    ck_assert(ready_is(ready, 1, 0, 1, 0));
+
+    /* The second child is killed. */
+    ck_assert_int_eq(mp_process_kill(p2), 0);
+    ck_assert_int_eq(mp_wait(fds + 3, 1, ready, 10), 1);
+    ck_assert_int_eq(ready[0], 1);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 3);
+    ck_assert(ready_is(ready, 1, 0, 1, 1));
+    ck_assert_int_eq(mp_wait(fds, 4, NULL, 0), 3);
+    ck_assert_int_eq(mp_wait(fds + 1, 1, ready, 0), 0);
+
+    /* Bad arguments. */
+    ck_assert_int_eq(mp_wait(NULL, 1, ready, 0), MP_EINVAL);
+    int neg[2] = {fds[0], -1};
+    ck_assert_int_eq(mp_wait(neg, 2, ready, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, NAN), MP_EINVAL);
+    t0 = mp_test_now();
+    ck_assert_int_eq(mp_wait(NULL, 0, NULL, 0.1), 0);
+    ck_assert(mp_test_now() - t0 >= 0.1);
+
+    ck_assert_int_eq(mp_test_finish(p1, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p2, 30), -SIGKILL);
+    mp_conn_close(w.c[0]);
+    mp_conn_close(w.c[2]);
+    mp_conn_close(w.c[3]);
+    mp_conn_close(w.c[4]);
+}
+END_TEST
+
+/* ---- descriptors and bad inputs -----------------------------------------
+ */
+
+START_TEST(fileno_descriptors)
+{
+    for (int duplex = 0; duplex <= 1; duplex++) {
+        mp_conn *a, *b;
+        new_pipe(&a, &b, duplex);
+        int fa = mp_conn_fileno(a), fb = mp_conn_fileno(b);
+        ck_assert_int_ge(fa, 0);
+        ck_assert_int_ge(fb, 0);
+        ck_assert_int_ne(fa, fb);
+        /* Close-on-exec: not leaked into programs a child executes. */
+        ck_assert(fcntl(fa, F_GETFD) & FD_CLOEXEC);
+        ck_assert(fcntl(fb, F_GETFD) & FD_CLOEXEC);
+        /* Usable with poll(2). */
+        struct pollfd p = {.fd = fa, .events = POLLIN};
+        ck_assert_int_eq(poll(&p, 1, 0), 0);
+        send_str(b, "ping");
+        ck_assert_int_eq(poll(&p, 1, 1000), 1);
+        recv_str(a, "ping");
+        mp_conn_close(a);
+        mp_conn_close(b);
+    }
+}
+END_TEST
+
+START_TEST(bad_inputs)
+{
+    mp_conn *a = (mp_conn *)1, *b = (mp_conn *)1;
+    ck_assert_int_eq(mp_pipe_new(NULL, &b, 1), MP_EINVAL);
+    ck_assert_int_eq(mp_pipe_new(&a, NULL, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_pipe_new(NULL, NULL, 1), MP_EINVAL);
+    new_pipe(&a, &b, 1);
+    char buf[8];
+    void *m;
+    ck_assert_int_eq(mp_conn_send(NULL, "x", 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_send(a, NULL, 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_send(a, "x", 1, NAN), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_recv(NULL, buf, sizeof buf, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_recv(b, NULL, 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_recv(b, buf, sizeof buf, NAN), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_recv_alloc(NULL, &m, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_recv_alloc(b, NULL, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_recv_alloc(b, &m, NAN), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_poll(NULL, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_fileno(NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_conn_close(NULL), 0);
+    ck_assert_int_eq(mp_wait(NULL, 1, NULL, 0), MP_EINVAL);
+    /* Nothing was disturbed by the refused calls. */
+    send_str(a, "ok");
+    recv_str(b, "ok");
+    ck_assert_int_eq(mp_conn_recv(b, NULL, 0, 0), MP_ETIMEDOUT);
+    ck_assert_int_eq(mp_conn_close(a), 0);
+    ck_assert_int_eq(mp_conn_close(b), 0);
+}
+END_TEST
 
 Suite *mp_test_suite(void)
 {
-    return suite_create("conn");
+    Suite *s = suite_create("conn");
+    mp_test_add(s, duplex_both_ways);
+    mp_test_add(s, one_way_direction);
+    mp_test_add(s, fifo_order_through_child);
+    mp_test_add(s, message_of_16_mib);
+    mp_test_add(s, recv_timeout_honoured);
+    mp_test_add(s, partial_message_kept);
+    mp_test_add(s, msgsize_leaves_message);
+    mp_test_add(s, recv_alloc_messages);
+    mp_test_add(s, poll_readiness);
+    mp_test_add(s, peer_close_drains_then_eof);
+    mp_test_add(s, epipe_without_sigpipe);
+    mp_test_add(s, peer_killed);
+    mp_test_add(s, send_timeout_on_full_buffer);
+    mp_test_add(s, send_timeout_part_way_breaks);
+    mp_test_add(s, signals_do_not_cut_waits);
+    mp_test_add(s, wait_connections_and_sentinels);
+    mp_test_add(s, fileno_descriptors);
+    mp_test_add(s, bad_inputs);
+    return s;
 }

@@ -364,7 +364,8 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
                 mp__rmutex_unlock(&q->clock);
                 return MP_EMSGSIZE;
             }
-            memcpy(buf, src, len);
+            if (len) /* buf may be NULL for an empty message */
+                memcpy(buf, src, len);
         } else if (mode == TAKE_ALLOC) {
             block = malloc(len ? len : 1);
             if (block == NULL) {
