@@ -33,6 +33,10 @@ def suites(build):
             ("python", py("bench_queue.py")),
             ("raw", [b("bench_queue"), "raw"]),
         ],
+                "pool": [
+            ("multiproc", [b("bench_pool")]),
+            ("python", py("bench_pool.py")),
+        ],
         "lock": [
             ("multiproc", [b("bench_lock"), "multiproc"]),
             ("python", py("bench_lock.py")),

@@ -373,12 +373,20 @@ void mp__pool_wait(mp_pool *pool, uint64_t dl, int (*ready)(void *), void *ctx)
        kernel wakes us if the worker dies holding it. */
     for (int w = 0; w < pool->processes && n < MP__WAITV_MAX; w++) {
         struct mp__wslot *s = slot(pool, w);
-        uint32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        uint32_t pid = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);
         if (pool->workers[w] == NULL)
             continue;
+        if (pid == 0) {
+            /* Starting: it wakes us once it holds its life lock. Should
+               it die before, only its reaping tells: look again soon. */
+            uint64_t soon = mp__now_ns() + 50000000u;
+            if (soon < dl)
+                dl = soon;
+            continue;
+        }
         uint32_t v = __atomic_load_n(&s->life.word, __ATOMIC_ACQUIRE);
-        if (pid == 0 || (v & MP__FUTEX_TID_MASK) != pid) {
-            n = -1; /* starting or ending: look again soon */
+        if ((v & MP__FUTEX_TID_MASK) != pid) {
+            n = -1; /* ended: no sleep, the caller will see it */
             break;
         }
         uint32_t nv = v | MP__FUTEX_WAITERS;
@@ -391,10 +399,10 @@ void mp__pool_wait(mp_pool *pool, uint64_t dl, int (*ready)(void *), void *ctx)
         addrs[n] = &s->life.word;
         vals[n++] = nv;
     }
-    if (ready != NULL && ready(ctx))
-        return;
+    if ((ready != NULL && ready(ctx)) || n < 0)
+        return; /* n < 0: a worker ended: the caller's service sees it */
     pthread_mutex_unlock(&pool->mu);
-    int r = n < 0 ? MP_ENOSYS : mp__futex_waitv(addrs, vals, n, dl);
+    int r = mp__futex_waitv(addrs, vals, n, dl);
     if (r == MP_ENOSYS || r == MP_EINVAL) {
         /* Old kernel, too many workers, or a worker starting: slices. */
         uint64_t slice = mp__now_ns() + 2000000u;

@@ -19,9 +19,9 @@
    items before it are done, the rest of the chunk goes back to PENDING and
    the cursor back to it. */
 
-#define MP__POOL_MAX  1024  /* workers at most */
-#define MP__POOL_RING 65536 /* jobs in flight at most */
-#define MP__POOL_FNS  256   /* distinct task functions per pool */
+#define MP__POOL_MAX  1024 /* workers at most */
+#define MP__POOL_RING 8192 /* jobs in flight at most */
+#define MP__POOL_FNS  64   /* distinct task functions per pool */
 
 /* Chunk states; a running chunk holds MP__CH_RUNNING + worker index. */
 #define MP__CH_PENDING 0u

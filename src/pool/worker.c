@@ -130,17 +130,23 @@ static void run_apply(struct mp__board *b, struct mp__wslot *s,
     __atomic_store_n(&s->item, 1, __ATOMIC_RELEASE);
 }
 
-/* Mark chunk c done; the last chunk of a job wakes the parent. */
-static void finish(struct mp__board *b, struct mp__job *j, uint64_t c)
+/* Wake the parent if it sleeps (after a sequentially consistent
+   store of what it waits for). */
+static void wake_parent(struct mp__board *b)
 {
-    __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_RELEASE);
-    if (__atomic_add_fetch(&j->chunks_done, 1, __ATOMIC_SEQ_CST) ==
-            j->nchunks &&
-        __atomic_load_n(&b->done_sleep, __ATOMIC_SEQ_CST) &&
+    if (__atomic_load_n(&b->done_sleep, __ATOMIC_SEQ_CST) &&
         __atomic_exchange_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST)) {
         __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
         mp__futex_wake(&b->done_seq, INT_MAX);
     }
+}
+
+/* Mark chunk c done; the last chunk of a job wakes the parent. */
+static void finish(struct mp__board *b, struct mp__job *j, uint64_t c)
+{
+    __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_RELEASE);
+    if (__atomic_add_fetch(&j->chunks_done, 1, __ATOMIC_SEQ_CST) == j->nchunks)
+        wake_parent(b);
 }
 
 /* Nothing to claim: spin a little, then sleep until work is posted (or
@@ -174,8 +180,10 @@ int mp__pool_worker(void *arg)
     struct mp__wslot *s = &b->slots[me];
     /* Held all our life: the kernel tells the parent when we end. */
     mp__rmutex_lock(&s->life, MP__NO_DEADLINE);
-    s->pid = (uint32_t)mp__getpid();
     s->tasks = 0;
+    __atomic_store_n(&s->pid, (uint32_t)mp__getpid(), __ATOMIC_SEQ_CST);
+    /* From now on our death wakes the parent; tell it to watch us. */
+    wake_parent(b);
     void **cache = calloc(MP__POOL_FNS, sizeof *cache);
     if (cache == NULL)
         return 1;

@@ -1,0 +1,124 @@
+/* bench_pool.c - Pool costs: map with chunksize 1 (per task), apply_async
+   of 10,000 tasks (per task), a default-chunksize map of a million trivial
+   items (items per second), the speed-up of a CPU-bound map from 1 to 2
+   workers, and Pool(2) create+close+join. Usage: bench_pool [scale] */
+#include "bench_util.h"
+
+#include <multiproc.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int twice(const void *in, void *out)
+{
+    *(int64_t *)out = *(const int64_t *)in * 2;
+    return 0;
+}
+
+static int echo(const void *arg, size_t len, mp_result *res)
+{
+    return mp_result_set(res, arg, len);
+}
+
+/* About 2 ms of arithmetic. */
+static int burn(const void *in, void *out)
+{
+    uint64_t x = (uint64_t) * (const int64_t *)in;
+    for (int i = 0; i < 2000000; i++)
+        x = x * 6364136223846793005u + 1442695040888963407u;
+    *(uint64_t *)out = x;
+    return 0;
+}
+
+static mp_pool *pool_of(int n)
+{
+    mp_pool *p;
+    mp_pool_opts o = {.processes = n};
+    if (mp_pool_new(&p, &o) != 0)
+        exit(1);
+    return p;
+}
+
+static void check(int r)
+{
+    if (r != 0) {
+        fprintf(stderr, "bench_pool: %s\n", mp_err_name(r));
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (mp_init(&argc, &argv, NULL) != 0)
+        return 1;
+    double scale = argc > 1 ? atof(argv[1]) : 1;
+    const char *impl = "multiproc";
+    size_t n = (size_t)(1000000 * scale);
+    int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int64_t)i;
+    mp_pool *pool = pool_of(2);
+    double v[5];
+
+    size_t n1 = (size_t)(200000 * scale);
+    mp_map_opts one = {.chunksize = 1};
+    for (int i = 0; i < 5; i++) {
+        double t0 = bench_now();
+        check(mp_pool_map(pool, twice, in, 8, out, 8, n1, &one));
+        v[i] = (bench_now() - t0) / (double)n1 * 1e6;
+    }
+    bench_report("pool.map_chunksize1", impl, bench_median(v, 5), "us/task");
+
+    enum { NA = 10000 };
+    mp_async **as = malloc(NA * sizeof *as);
+    for (int i = 0; i < 5; i++) {
+        double t0 = bench_now();
+        for (int k = 0; k < NA; k++)
+            check(mp_pool_apply_async(pool, echo, &k, sizeof k, &as[k]));
+        for (int k = 0; k < NA; k++) {
+            void *r = NULL;
+            check(mp_async_get(as[k], &r, NULL, MP_FOREVER));
+            free(r);
+            mp_async_free(as[k]);
+        }
+        v[i] = (bench_now() - t0) / NA * 1e6;
+    }
+    free(as);
+    bench_report("pool.apply_async", impl, bench_median(v, 5), "us/task");
+
+    for (int i = 0; i < 5; i++) {
+        double t0 = bench_now();
+        check(mp_pool_map(pool, twice, in, 8, out, 8, n, NULL));
+        v[i] = (double)n / (bench_now() - t0) / 1e6;
+    }
+    bench_report("pool.map_default_1M", impl, bench_median(v, 5), "Mitems/s");
+    mp_pool_free(pool);
+
+    size_t nc = (size_t)(200 * scale) + 2;
+    double t[2];
+    for (int w = 1; w <= 2; w++) {
+        mp_pool *p = pool_of(w);
+        for (int i = 0; i < 3; i++) {
+            double t0 = bench_now();
+            check(mp_pool_map(p, burn, in, 8, out, 8, nc, NULL));
+            v[i] = bench_now() - t0;
+        }
+        t[w - 1] = bench_median(v, 3);
+        mp_pool_free(p);
+    }
+    bench_report("pool.cpu_speedup_1to2", impl, t[0] / t[1], "x");
+
+    for (int i = 0; i < 5; i++) {
+        double t0 = bench_now();
+        mp_pool *p = pool_of(2);
+        check(mp_pool_close(p));
+        check(mp_pool_join(p, MP_FOREVER));
+        v[i] = (bench_now() - t0) * 1e3;
+        mp_pool_free(p);
+    }
+    bench_report("pool.create_close_join", impl, bench_median(v, 5), "ms");
+    free(in);
+    free(out);
+    return 0;
+}
