@@ -3,6 +3,7 @@
    long it took. */
 #include <multiproc.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -239,6 +240,66 @@ static void queues(void)
     mp_queue_free(results);
 }
 
+/* Is n prime? Deliberately naive: about a millisecond for big n. */
+static int is_prime(const void *in, void *out)
+{
+    uint64_t n = *(const uint64_t *)in;
+    int prime = n >= 2;
+    for (uint64_t d = 2; prime && d * d <= n; d++)
+        prime = n % d != 0;
+    *(int *)out = prime;
+    return 0;
+}
+
+/* Draw a progress bar on one line. */
+static void bar(size_t done, size_t total, void *arg)
+{
+    (void)arg;
+    int width = 40, filled = (int)(done * (size_t)width / (total ? total : 1));
+    printf("\r[%.*s%*s] %zu/%zu", filled,
+           "########################################", width - filled, "", done,
+           total);
+    if (done == total)
+        printf("\n");
+    fflush(stdout);
+}
+
+static void pools(void)
+{
+    section("Pool: which of 12000 large numbers are prime, map with progress");
+    enum { N = 12000 };
+    uint64_t *nums = malloc(N * sizeof *nums);
+    int *prime = malloc(N * sizeof *prime);
+    for (int i = 0; i < N; i++)
+        nums[i] = 1000000000000ull + (uint64_t)i * 2 + 1;
+
+    double t0 = now();
+    for (int i = 0; i < N / 10; i++)
+        is_prime(&nums[i], &prime[i]);
+    double one = (now() - t0) * 10;
+    printf("one process would take about %.2f s\n", one);
+
+    mp_pool *pool;
+    check(mp_pool_new(&pool, NULL), "mp_pool_new");
+    check(mp_pool_set_progress(pool, bar, NULL, 0.05), "progress");
+    mp_map_opts mo = {.chunksize = 20};
+    t0 = now();
+    check(mp_pool_map(pool, is_prime, nums, sizeof *nums, prime, sizeof *prime,
+                      N, &mo),
+          "mp_pool_map");
+    double t = now() - t0;
+    int count = 0;
+    for (int i = 0; i < N; i++)
+        count += prime[i];
+    printf("%d primes; %d workers took %.2f s (%.1fx)\n", count, mp_cpu_count(),
+           t, one / t);
+    check(mp_pool_close(pool), "close");
+    check(mp_pool_join(pool, MP_FOREVER), "join");
+    mp_pool_free(pool);
+    free(nums);
+    free(prime);
+}
+
 int main(int argc, char **argv)
 {
     /* Like Python's `if __name__ == "__main__":` - spawned and forkserver
@@ -272,5 +333,6 @@ int main(int argc, char **argv)
 
     locks();
     queues();
+    pools();
     return 0;
 }
