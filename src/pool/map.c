@@ -54,6 +54,21 @@ static void *stage(const void *user, size_t size, int copy_in, void **owned)
     return p;
 }
 
+/* Undo a map that could not be posted: its blocks, its job, its handle.
+   With pool->mu held; releases it. Returns r. */
+static int discard(mp_pool *pool, struct mp__job *j, void **owned, mp_async *a,
+                   int r)
+{
+    for (int i = 0; i < 4; i++)
+        mp_shared_free(owned[i]);
+    if (j != NULL && j->starts_off)
+        mp_shared_free(mp__arena_ptr(j->starts_off));
+    mp_shared_free(j);
+    pthread_mutex_unlock(&pool->mu);
+    free(a);
+    return r;
+}
+
 int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
                       size_t in_size, void *out, size_t out_size, size_t n,
                       const mp_map_opts *mopts, mp_async **out_async)
@@ -124,16 +139,8 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
             (mo.status != NULL && sst == NULL))
             r = MP_ENOMEM;
     }
-    if (r != 0) {
-        for (int i = 0; i < 4; i++)
-            mp_shared_free(owned[i]);
-        if (j != NULL && j->starts_off)
-            mp_shared_free(mp__arena_ptr(j->starts_off));
-        mp_shared_free(j);
-        pthread_mutex_unlock(&pool->mu);
-        free(a);
-        return r;
-    }
+    if (r != 0)
+        return discard(pool, j, owned, a, r);
     j->fn = (uint32_t)f;
     j->n = n;
     j->chunksize = cs;
@@ -149,16 +156,8 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
         mp__pool_service(pool);
         mp__pool_wait(pool, mp__now_ns() + 1000000u, NULL, NULL);
     }
-    if (k < 0) {
-        for (int i = 0; i < 4; i++)
-            mp_shared_free(owned[i]);
-        if (j->starts_off)
-            mp_shared_free(mp__arena_ptr(j->starts_off));
-        mp_shared_free(j);
-        pthread_mutex_unlock(&pool->mu);
-        free(a);
-        return (int)k;
-    }
+    if (k < 0)
+        return discard(pool, j, owned, a, (int)k);
     a->ring_index = (uint64_t)k;
     memcpy(pool->tasks[k % MP__POOL_RING].owned, owned, sizeof owned);
     if (nchunks == 0)
