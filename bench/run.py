@@ -55,7 +55,7 @@ def parse(out):
 
 # Figures where larger is better (rates); the rest are times.
 def higher_is_better(unit):
-    return "/s" in unit
+    return "/s" in unit or unit == "x"
 
 
 def main():
