@@ -631,8 +631,9 @@ typedef struct mp_map_opts {
 } mp_map_opts;
 
 /* mp_pool_new - start a pool and run the initializer in every worker.
-   Returns 0; MP_ETASK (an initializer returned nonzero),
-   MP_EWORKERDIED (a worker died in it): then no process is left behind;
+      Returns 0; MP_ETASK (an initializer returned nonzero),
+   MP_EWORKERDIED (a worker died in it), MP_ETIMEDOUT (initializers still
+   running after 60 s): then no process is left behind;
    MP_EINVAL (processes < 0 or over 1024, NaN task_timeout), MP_ENOINIT,
    MP_ENOMEM, or a code of mp_process_start. */
 MP_API int mp_pool_new(mp_pool **out, const mp_pool_opts *opts);
@@ -760,9 +761,11 @@ MP_API int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in,
 
 /* mp_imap_next - the next result into out (out_size bytes) and its input
    index into *index (may be NULL), waiting at most timeout seconds.
-   Returns 0; MP_EOF (no more); MP_EBUSY (none ready in time); an item's
-   failure (MP_ETASK, MP_EWORKERDIED, MP_ETIMEDOUT), with *index set and
-   out untouched; MP_EINVAL. */
+      Returns 0; MP_EOF (no more); MP_EBUSY (none ready in time); an item's
+   failure (MP_ETASK, MP_EWORKERDIED, MP_ETIMEDOUT, MP_EBROKEN: the pool
+   was terminated), with *index set and out untouched; once, after the
+   last result, why the input stopped early (MP_ECLOSED: the pool was
+   closed, MP_EBROKEN: freed or broken, MP_ENOMEM); MP_EINVAL. */
 MP_API int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout);
 
 /* mp_imap_free - stop: items not yet taken are dropped (NULL: no-op). */

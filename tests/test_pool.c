@@ -721,6 +721,136 @@ START_TEST(interrupted_parent_leaves_no_worker)
 }
 END_TEST
 
+static int slow3(const void *in, void *out)
+{
+    int64_t v = *(const int64_t *)in;
+    if (v == 0)
+        mp_test_sleep(1.0);
+    *(int64_t *)out = v * 3;
+    return 0;
+}
+
+START_TEST(close_lets_running_work_finish)
+{
+    /* Found in review: workers leaving because the pool closed were taken
+       for a restart storm, which cancelled the work still running. */
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    int64_t in[2] = {0, 1}, out[2] = {-1, -1};
+    mp_async *a;
+    ck_assert_int_eq(mp_pool_map_async(pool, slow3, in, 8, out, 8, 2, NULL, &a),
+                     0);
+    mp_test_sleep(0.1);
+    ck_assert_int_eq(mp_pool_close(pool), 0);
+    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 30), 0);
+    ck_assert(out[0] == 0 && out[1] == 3);
+    mp_async_free(a);
+    ck_assert_int_eq(mp_pool_join(pool, 30), 0);
+    mp_pool_stats ps;
+    mp_pool_get_stats(pool, &ps);
+    ck_assert_uint_eq(ps.started, 2); /* no restarts */
+    mp_pool_free(pool);
+}
+END_TEST
+
+START_TEST(handles_outlive_their_pool)
+{
+    /* Found in review: a handle freed after its pool touched freed
+       memory (ASan would see it). */
+    int64_t in[4] = {1, 2, 3, 4}, out[4];
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    mp_async *done, *pending;
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, triple, in, 8, out, 8, 4, NULL, &done), 0);
+    ck_assert_int_eq(mp_async_get(done, NULL, NULL, 30), 0);
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL), 0);
+    int64_t slow = 3;
+    ck_assert_int_eq(
+        mp_pool_map_async(pool, sleepy, &slow, 8, out, 8, 1, NULL, &pending),
+        0);
+    mp_imap *it;
+    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, 4, NULL, &it), 0);
+    mp_pool_free(pool);
+    ck_assert_int_eq(mp_async_ready(done), 1);
+    ck_assert_int_eq(mp_async_get(pending, NULL, NULL, 0), MP_EBROKEN);
+    mp_async_free(done);
+    mp_async_free(pending);
+    int64_t v;
+    int r;
+    while ((r = mp_imap_next(it, &v, NULL, 1)) != MP_EOF)
+        ck_assert(r == 0 || r == MP_EBROKEN);
+    mp_imap_free(it);
+}
+END_TEST
+
+static void progress_calls_pool(size_t done, size_t total, void *arg)
+{
+    (void)done;
+    (void)total;
+    mp_pool_stats st;
+    mp_pool_get_stats(arg, &st); /* would deadlock under the pool's lock */
+}
+
+START_TEST(progress_callback_may_call_the_pool)
+{
+    size_t n = 400;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    ck_assert_int_eq(
+        mp_pool_set_progress(pool, progress_calls_pool, pool, 0.01), 0);
+    mp_map_opts mo = {.chunksize = 4};
+    ck_assert_int_eq(mp_pool_map(pool, slow_item, in, 8, out, 8, n, &mo), 0);
+    ck_assert_int_eq(wrong(in, out, NULL, n, 0), 0);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+}
+END_TEST
+
+START_TEST(huge_chunksize_is_one_chunk)
+{
+    size_t n = 1000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    mp_map_opts mo = {.chunksize = SIZE_MAX};
+    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
+    ck_assert_int_eq(wrong(in, out, NULL, n, 0), 0);
+    mp_imap *it;
+    mp_imap_opts io = {.chunksize = SIZE_MAX / 2};
+    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, &io, &it),
+                     MP_EINVAL);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+}
+END_TEST
+
+START_TEST(imap_after_close_keeps_its_results)
+{
+    /* Found in review: results fed before a close were reported as
+       MP_ECLOSED and the rest dropped. */
+    size_t n = 20;
+    int64_t *in = iota(n);
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    mp_imap *it;
+    mp_imap_opts o = {.ordered = 1, .window = 4};
+    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, &o, &it), 0);
+    ck_assert_int_eq(mp_pool_close(pool), 0);
+    int64_t v;
+    size_t idx, got = 0;
+    int r;
+    while ((r = mp_imap_next(it, &v, &idx, 30)) == 0) {
+        ck_assert_int_eq(v, (int64_t)idx * 3);
+        got++;
+    }
+    ck_assert_uint_eq(got, 4); /* the window that was in flight */
+    ck_assert_int_eq(r, MP_ECLOSED);
+    ck_assert_int_eq(mp_imap_next(it, &v, &idx, 0), MP_EOF);
+    mp_imap_free(it);
+    mp_pool_free(pool);
+    free(in);
+}
+END_TEST
+
 START_TEST(bad_inputs)
 {
     mp_pool *pool = NULL;
@@ -780,6 +910,11 @@ Suite *mp_test_suite(void)
     mp_test_add(s, chaos_random_kills_never_hang);
     mp_test_add(s, restart_storm_is_an_error);
     mp_test_add(s, interrupted_parent_leaves_no_worker);
+    mp_test_add(s, close_lets_running_work_finish);
+    mp_test_add(s, handles_outlive_their_pool);
+    mp_test_add(s, progress_callback_may_call_the_pool);
+    mp_test_add(s, huge_chunksize_is_one_chunk);
+    mp_test_add(s, imap_after_close_keeps_its_results);
     mp_test_add(s, bad_inputs);
     return s;
 }

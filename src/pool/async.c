@@ -41,7 +41,52 @@ void mp__async_collect(mp_async *a, struct mp__job *j)
         if (a->stage_status != NULL && a->user_status != NULL)
             memcpy(a->user_status, a->stage_status, a->n * sizeof(int));
     }
-    a->ready = 1;
+    /* Last, with release: a reader that sees ready sees the rest. */
+    __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
+}
+
+static int is_ready(const mp_async *a)
+{
+    return __atomic_load_n(&a->ready, __ATOMIC_ACQUIRE);
+}
+
+void mp__handle_link(mp_pool *pool, mp_async *a)
+{
+    a->hprev = NULL;
+    a->hnext = pool->handles;
+    if (pool->handles != NULL)
+        pool->handles->hprev = a;
+    pool->handles = a;
+}
+
+void mp__handle_unlink(mp_pool *pool, mp_async *a)
+{
+    if (a->hprev != NULL)
+        a->hprev->hnext = a->hnext;
+    else if (pool->handles == a)
+        pool->handles = a->hnext;
+    if (a->hnext != NULL)
+        a->hnext->hprev = a->hprev;
+    a->hnext = a->hprev = NULL;
+}
+
+void mp__pool_detach_all(mp_pool *pool)
+{
+    while (pool->imaps != NULL)
+        mp__imap_detach(pool->imaps); /* unlinks it */
+    while (pool->handles != NULL) {
+        mp_async *a = pool->handles;
+        if (!a->ready) {
+            struct mp__job *j = pool->tasks[a->ring_index % MP__POOL_RING].job;
+            if (j != NULL)
+                mp__async_collect(a, j); /* cancelled: MP_EBROKEN */
+        }
+        struct mp__task *t = &pool->tasks[a->ring_index % MP__POOL_RING];
+        if (t->owner == a)
+            t->owner = NULL;
+        mp__handle_unlink(pool, a);
+        a->pool = NULL;
+    }
 }
 
 int mp__async_poll(mp_async *a)
@@ -49,8 +94,7 @@ int mp__async_poll(mp_async *a)
     if (a->ready)
         return 1;
     struct mp__job *j = job_of(a);
-    if (j != NULL &&
-        __atomic_load_n(&j->chunks_done, __ATOMIC_ACQUIRE) == j->nchunks)
+    if (j != NULL && mp__job_done(j))
         mp__async_collect(a, j);
     return a->ready;
 }
@@ -59,12 +103,11 @@ static int poll_cb(void *ctx)
 {
     mp_async *a = ctx;
     struct mp__job *j = job_of(a);
-    return a->ready ||
-           (j != NULL &&
-            __atomic_load_n(&j->chunks_done, __ATOMIC_SEQ_CST) == j->nchunks);
+    return a->ready || (j != NULL && mp__job_done(j));
 }
 
-/* Report map progress to the pool's callback, at most every interval. */
+/* Report map progress to the pool's callback, at most every interval.
+   The callback runs without the pool's lock, so it may call the pool. */
 static void progress(mp_async *a, uint64_t *next_tick, int final)
 {
     mp_pool *pool = a->pool;
@@ -87,7 +130,11 @@ static void progress(mp_async *a, uint64_t *next_tick, int final)
             }
         }
     }
-    pool->progress(done, a->n, pool->progress_arg);
+    mp_progress_fn fn = pool->progress;
+    void *arg = pool->progress_arg;
+    pthread_mutex_unlock(&pool->mu);
+    fn(done, a->n, arg);
+    pthread_mutex_lock(&pool->mu);
 }
 
 int mp__async_wait_until(mp_async *a, uint64_t dl)
@@ -101,6 +148,8 @@ int mp__async_wait_until(mp_async *a, uint64_t dl)
             return 1;
         }
         progress(a, &tick, 0);
+        if (a->pool == NULL || mp__async_poll(a))
+            return 1; /* the callback freed the pool, or it finished */
         if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl))
             return 0;
         uint64_t until = dl;
@@ -115,11 +164,12 @@ int mp_async_wait(mp_async *a, double timeout)
     uint64_t dl;
     if (!async_ok(a) || mp__deadline(timeout, &dl) != 0)
         return MP_EINVAL;
-    if (a->ready || a->pool == NULL)
+    mp_pool *pool = a->pool;
+    if (is_ready(a) || pool == NULL)
         return 0;
-    pthread_mutex_lock(&a->pool->mu);
+    pthread_mutex_lock(&pool->mu);
     int r = mp__async_wait_until(a, dl);
-    pthread_mutex_unlock(&a->pool->mu);
+    pthread_mutex_unlock(&pool->mu);
     return r ? 0 : MP_ETIMEDOUT;
 }
 
@@ -127,12 +177,13 @@ int mp_async_ready(mp_async *a)
 {
     if (!async_ok(a))
         return MP_EINVAL;
-    if (a->ready || a->pool == NULL)
+    mp_pool *pool = a->pool;
+    if (is_ready(a) || pool == NULL)
         return 1;
-    pthread_mutex_lock(&a->pool->mu);
-    mp__pool_service(a->pool);
+    pthread_mutex_lock(&pool->mu);
+    mp__pool_service(pool);
     int r = mp__async_poll(a);
-    pthread_mutex_unlock(&a->pool->mu);
+    pthread_mutex_unlock(&pool->mu);
     return r;
 }
 
@@ -164,33 +215,30 @@ int mp_async_error(mp_async *a)
 {
     if (!async_ok(a))
         return MP_EINVAL;
-    return a->ready ? a->apply_ret : 0;
+    return is_ready(a) ? a->apply_ret : 0;
 }
 
 int mp_async_signal(mp_async *a)
 {
     if (!async_ok(a))
         return MP_EINVAL;
-    return a->ready ? a->signal : 0;
+    return is_ready(a) ? a->signal : 0;
 }
 
 void mp_async_free(mp_async *a)
 {
     if (!async_ok(a))
         return;
-    if (a->pool != NULL) {
-        pthread_mutex_lock(&a->pool->mu);
-        if (!a->ready) {
-            /* Detach: the job goes on; its result is dropped at the end. */
-            struct mp__task *t = &a->pool->tasks[a->ring_index % MP__POOL_RING];
-            if (t->owner == a)
-                t->owner = NULL;
-        } else {
-            struct mp__task *t = &a->pool->tasks[a->ring_index % MP__POOL_RING];
-            if (t->owner == a)
-                t->owner = NULL;
-        }
-        pthread_mutex_unlock(&a->pool->mu);
+    mp_pool *pool = a->pool;
+    if (pool != NULL) {
+        pthread_mutex_lock(&pool->mu);
+        /* Not ready: detached, the job goes on and its result is dropped
+           at the end. Ready: the job may not be reaped yet either. */
+        struct mp__task *t = &pool->tasks[a->ring_index % MP__POOL_RING];
+        if (t->owner == a)
+            t->owner = NULL;
+        mp__handle_unlink(pool, a);
+        pthread_mutex_unlock(&pool->mu);
     }
     a->magic = 0;
     free(a->result);
@@ -236,6 +284,8 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
         }
         r = k < 0 ? (int)k : 0;
     }
+    if (r == 0)
+        mp__handle_link(pool, a);
     if (r != 0) {
         mp_shared_free(copy);
         mp_shared_free(j);

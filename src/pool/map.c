@@ -108,8 +108,10 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     uint64_t floor = n / (workers * 256) + 1;
     if (floor > 4096)
         floor = 4096;
+    if (cs > n)
+        cs = n ? n : 1; /* one chunk of everything */
     if (cs != 0)
-        nchunks = n ? (n + cs - 1) / cs : 0;
+        nchunks = n / cs + (n % cs != 0);
     else
         nchunks = guided_count(n, workers, floor);
     struct mp__job *j = mp__job_new(MP__JOB_MAP, nchunks);
@@ -160,6 +162,7 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
         return discard(pool, j, owned, a, (int)k);
     a->ring_index = (uint64_t)k;
     memcpy(pool->tasks[k % MP__POOL_RING].owned, owned, sizeof owned);
+    mp__handle_link(pool, a);
     if (nchunks == 0)
         mp__async_collect(a, j); /* nothing to do */
     pthread_mutex_unlock(&pool->mu);
@@ -196,13 +199,15 @@ struct batch {
 /* mp_imap - the window of batches, oldest first. */
 struct mp_imap {
     uint32_t magic;
-    mp_pool *pool;
+    mp_pool *pool;          /* NULL once the pool is freed */
+    mp_imap *inext, *iprev; /* the pool's list of live iterators */
     mp_map_fn fn;
     const char *in;
     size_t in_size, out_size, n;
     mp_imap_opts o;
     uint64_t fed; /* items read from the input */
     int input_done;
+    int feed_err;    /* why feeding stopped early (told once drained) */
     struct batch *b; /* ring of nb batches */
     size_t nb, head, count;
 };
@@ -235,12 +240,40 @@ static void batch_drop(struct batch *bt)
     memset(bt, 0, sizeof *bt);
 }
 
+void mp__imap_link(mp_pool *pool, mp_imap *it)
+{
+    it->iprev = NULL;
+    it->inext = pool->imaps;
+    if (pool->imaps != NULL)
+        pool->imaps->iprev = it;
+    pool->imaps = it;
+}
+
+void mp__imap_unlink(mp_pool *pool, mp_imap *it)
+{
+    if (it->iprev != NULL)
+        it->iprev->inext = it->inext;
+    else if (pool->imaps == it)
+        pool->imaps = it->inext;
+    if (it->inext != NULL)
+        it->inext->iprev = it->iprev;
+    it->inext = it->iprev = NULL;
+}
+
+void mp__imap_detach(mp_imap *it)
+{
+    mp__imap_unlink(it->pool, it);
+    it->pool = NULL;
+}
+
 /* Read up to chunksize items and post them; 0, MP_EOF (input ended), or
    an error. */
 static int feed_one(mp_imap *it)
 {
     if (it->input_done || it->count == it->nb)
         return MP_EOF;
+    if (it->pool == NULL)
+        return MP_EBROKEN; /* the pool was freed */
     size_t cs = it->o.chunksize;
     struct batch bt = {0};
     bt.first = it->fed;
@@ -285,13 +318,17 @@ static int feed_one(mp_imap *it)
     return 0;
 }
 
-/* Keep the window full. */
-static int feed(mp_imap *it)
+/* Keep the window full; a failure to feed (pool closed, arena full)
+   ends the input, and is told once what was fed has been taken. */
+static void feed(mp_imap *it)
 {
     int r;
     while ((r = feed_one(it)) == 0)
         ;
-    return r == MP_EOF ? 0 : r;
+    if (r != MP_EOF && it->feed_err == 0) {
+        it->feed_err = r;
+        it->input_done = 1;
+    }
 }
 
 int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
@@ -306,8 +343,14 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
         return MP_EINVAL;
     if (o.chunksize == 0)
         o.chunksize = 1;
+    size_t most = SIZE_MAX / 8;
+    if (o.chunksize > most / (in_size + 1) ||
+        o.chunksize > most / (out_size + 1) || o.window > most)
+        return MP_EINVAL;
     if (o.window == 0)
-        o.window = 4 * (size_t)pool->processes * o.chunksize;
+        o.window = o.chunksize > most / (4 * (size_t)pool->processes)
+                       ? most
+                       : 4 * (size_t)pool->processes * o.chunksize;
     mp_imap *it = calloc(1, sizeof *it);
     if (it == NULL)
         return MP_ENOMEM;
@@ -325,8 +368,12 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
         free(it);
         return MP_ENOMEM;
     }
-    int r = feed(it);
-    if (r != 0) {
+    pthread_mutex_lock(&pool->mu);
+    mp__imap_link(pool, it);
+    pthread_mutex_unlock(&pool->mu);
+    feed(it);
+    if (it->count == 0 && it->feed_err != 0) {
+        int r = it->feed_err;
         mp_imap_free(it);
         return r;
     }
@@ -357,13 +404,16 @@ int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout)
         mp__deadline(timeout, &dl) != 0)
         return MP_EINVAL;
     for (;;) {
-        if (it->count == 0)
-            return MP_EOF;
+        if (it->count == 0) {
+            int r = it->feed_err ? it->feed_err : MP_EOF;
+            it->feed_err = 0; /* told once; then the end */
+            return r;
+        }
         /* Ordered: the oldest batch; unordered: the first one ready. */
         struct batch *bt = NULL;
         for (size_t i = 0; i < it->count; i++) {
             struct batch *c = &it->b[(it->head + i) % it->nb];
-            if (c->a->ready || mp_async_ready(c->a) == 1) {
+            if (mp_async_ready(c->a) == 1) {
                 bt = c;
                 break;
             }
@@ -379,9 +429,13 @@ int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout)
                 uint64_t s = mp__now_ns() + 1000000u;
                 slice = s < dl ? s : dl;
             }
-            pthread_mutex_lock(&it->pool->mu);
-            int ok = mp__async_wait_until(w->a, slice);
-            pthread_mutex_unlock(&it->pool->mu);
+            mp_pool *pool = w->a->pool;
+            int ok = 1;
+            if (pool != NULL) {
+                pthread_mutex_lock(&pool->mu);
+                ok = mp__async_wait_until(w->a, slice);
+                pthread_mutex_unlock(&pool->mu);
+            }
             if (!ok && dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl))
                 return MP_EBUSY;
             continue;
@@ -400,9 +454,7 @@ int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout)
                 it->head = (it->head + 1) % it->nb;
             }
             it->count--;
-            int fr = feed(it);
-            if (fr != 0 && r == 0)
-                return fr;
+            feed(it);
         }
         return r;
     }
@@ -414,6 +466,11 @@ void mp_imap_free(mp_imap *it)
         return;
     for (size_t i = 0; i < it->count; i++)
         batch_drop(&it->b[(it->head + i) % it->nb]);
+    if (it->pool != NULL) {
+        pthread_mutex_lock(&it->pool->mu);
+        mp__imap_unlink(it->pool, it);
+        pthread_mutex_unlock(&it->pool->mu);
+    }
     it->magic = 0;
     free(it->b);
     free(it);

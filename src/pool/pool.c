@@ -90,8 +90,10 @@ static int worker_ended(mp_pool *pool, int w)
     struct mp__wslot *s = slot(pool, w);
     uint32_t word = __atomic_load_n(&s->life.word, __ATOMIC_ACQUIRE);
     uint32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
-    if (pid != 0 && (word & MP__FUTEX_TID_MASK) == pid)
-        return 0; /* holds its life lock: alive, no system call */
+    /* Holding its life lock: alive, no system call. (Without kernel
+       robust lists a dead holder's word keeps its id: always ask.) */
+    if (pool->robust && pid != 0 && (word & MP__FUTEX_TID_MASK) == pid)
+        return 0;
     return mp_process_is_alive(p) == 0;
 }
 
@@ -112,6 +114,27 @@ static void wake_workers(struct mp__board *b)
         mp__futex_wake(&b->work_seq, INT_MAX);
 }
 
+void mp__wake_waiters(struct mp__board *b)
+{
+    __atomic_store_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
+    mp__futex_wake(&b->done_seq, INT_MAX);
+}
+
+/* The job at arena offset off if it is still posted (a slot's trace may
+   name a job long freed), or NULL. */
+static struct mp__job *live_job(mp_pool *pool, uint64_t off)
+{
+    if (off == 0)
+        return NULL;
+    for (uint64_t k = pool->reaped; k < pool->b->head; k++) {
+        struct mp__job *j = pool->tasks[k % MP__POOL_RING].job;
+        if (j != NULL && mp__arena_off(j) == off)
+            return j;
+    }
+    return NULL;
+}
+
 /* The worker of slot w ended with code: settle what it held. Returns 1
    if it had done or was doing work (not a storm death). */
 static int settle_death(mp_pool *pool, int w, int code)
@@ -120,9 +143,9 @@ static int settle_death(mp_pool *pool, int w, int code)
     struct mp__wslot *s = slot(pool, w);
     int worked = s->tasks > 0;
     uint64_t joff = __atomic_load_n(&s->job, __ATOMIC_ACQUIRE);
-    if (joff == 0)
+    struct mp__job *j = live_job(pool, joff);
+    if (j == NULL)
         return worked;
-    struct mp__job *j = mp__arena_ptr(joff);
     uint64_t c = s->chunk;
     if (c >= j->nchunks)
         return worked;
@@ -143,29 +166,37 @@ static int settle_death(mp_pool *pool, int w, int code)
     uint64_t from = lo + j->chunks[c].resume;
     uint64_t i = __atomic_load_n(&s->item, __ATOMIC_ACQUIRE);
     uint64_t next_from = from; /* where the chunk goes on */
+    worked = 1;
     if (i != UINT64_MAX && i >= from && i < hi) {
-        /* The item it was on fails; the ones before it are done. */
-        int timed = pool->killed_for_timeout[w];
-        uint64_t cls = timed ? MP__ERR_TIMEOUT : MP__ERR_DIED;
-        if (j->status_off)
-            ((int *)mp__arena_ptr(j->status_off))[i] = mp__err_code(cls);
-        if (j->err_signal == 0 && code < 0)
-            j->err_signal = -code;
-        mp__job_fail(j, i, cls);
-        next_from = i + 1;
-        worked = 1;
-        pool->stats.died++;
-        if (timed)
-            pool->stats.timed_out++;
+        int killed = pool->killed_for_timeout[w];
+        int timed =
+            killed && pool->kill_job[w] == joff && pool->kill_item[w] == i;
+        if (killed && !timed) {
+            /* Killed for an item that finished just before the kill
+               landed: this one is innocent and runs again. */
+            next_from = i;
+        } else {
+            /* The item it was on fails; the ones before it are done. */
+            uint64_t cls = timed ? MP__ERR_TIMEOUT : MP__ERR_DIED;
+            if (j->status_off)
+                ((int *)mp__arena_ptr(j->status_off))[i] = mp__err_code(cls);
+            if (j->err_signal == 0 && code < 0)
+                j->err_signal = -code;
+            mp__job_fail(j, i, cls);
+            next_from = i + 1;
+            pool->stats.died++;
+            if (timed)
+                pool->stats.timed_out++;
+        }
     } else if (i != UINT64_MAX && i >= hi) {
         next_from = hi; /* all done: it died before saying so */
     }
     if (next_from >= hi) {
-        __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_RELEASE);
-        __atomic_add_fetch(&j->chunks_done, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_SEQ_CST);
+        mp__wake_waiters(b);
     } else {
-        j->chunks[c].resume = (uint32_t)(next_from - lo);
-        __atomic_store_n(&j->chunks[c].state, MP__CH_PENDING, __ATOMIC_RELEASE);
+        j->chunks[c].resume = next_from - lo;
+        __atomic_store_n(&j->chunks[c].state, MP__CH_PENDING, __ATOMIC_SEQ_CST);
         lower(&j->next, c);
         lower(&b->open, j->ring_index);
         wake_workers(b);
@@ -173,21 +204,22 @@ static int settle_death(mp_pool *pool, int w, int code)
     return worked;
 }
 
-/* Whether there is work posted and not finished. */
-static int work_left(mp_pool *pool)
+/* Whether some posted chunk waits for a worker to claim it. */
+static int claimable_work(mp_pool *pool)
 {
     struct mp__board *b = pool->b;
     for (uint64_t k = pool->reaped; k < b->head; k++) {
         struct mp__job *j = pool->tasks[k % MP__POOL_RING].job;
         if (j != NULL && !j->cancelled &&
-            __atomic_load_n(&j->chunks_done, __ATOMIC_ACQUIRE) < j->nchunks)
+            __atomic_load_n(&j->next, __ATOMIC_ACQUIRE) < j->nchunks)
             return 1;
     }
     return 0;
 }
 
 /* Give up on every job not finished: its items not done fail with
-   MP_EBROKEN (terminate, or a restart storm). */
+   MP_EBROKEN (terminate, free, or a restart storm). Only with no worker
+   left running: a live one would go on writing. */
 static void cancel_all(mp_pool *pool)
 {
     struct mp__board *b = pool->b;
@@ -209,11 +241,13 @@ static void cancel_all(mp_pool *pool)
             if (lo < hi)
                 mp__job_fail(j, lo, MP__ERR_BROKEN);
             __atomic_store_n(&j->chunks[c].state, MP__CH_DONE,
-                             __ATOMIC_RELEASE);
-            __atomic_add_fetch(&j->chunks_done, 1, __ATOMIC_SEQ_CST);
+                             __ATOMIC_SEQ_CST);
         }
     }
+    mp__wake_waiters(b);
 }
+
+static void kill_all(mp_pool *pool);
 
 /* A worker ended: settle, reap, and replace it if there is a reason. */
 static void on_end(mp_pool *pool, int w)
@@ -226,28 +260,41 @@ static void on_end(mp_pool *pool, int w)
     pool->workers[w] = NULL;
     struct mp__wslot *s = slot(pool, w);
     uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-    int worked = 0;
+    int worked;
     if (state == MP__W_RETIRING) {
         pool->stats.retired++;
         worked = 1;
-    } else if (state != MP__W_INIT_FAILED) {
+    } else if (state == MP__W_INIT_FAILED) {
+        worked = 0;
+    } else if (code == 0 && state == MP__W_READY &&
+               !pool->killed_for_timeout[w]) {
+        worked = -1; /* left by choice (closing): not a death at all */
+    } else {
         worked = settle_death(pool, w, code);
     }
     s->job = 0;
+    s->item = UINT64_MAX;
     __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_RELEASE);
-    pool->storm = worked ? 0 : pool->storm + 1;
+    pool->killed_for_timeout[w] = 0;
+    if (worked > 0)
+        pool->storm = 0;
+    else if (worked == 0)
+        pool->storm++;
     if (pool->storm >= STORM_LIMIT && !pool->broken) {
         pool->broken = 1;
+        kill_all(pool);
         cancel_all(pool);
-    }
-    if (pool->terminated || pool->broken || (pool->closed && !work_left(pool)))
         return;
-    if (start_worker(pool, w) != 0) {
-        pool->storm++; /* no process now: count it, try again later */
-        if (pool->storm >= STORM_LIMIT) {
-            pool->broken = 1;
-            cancel_all(pool);
-        }
+    }
+    if (pool->terminated || pool->broken)
+        return;
+    /* Closing: only a chunk put back (after a death) needs a worker. */
+    if (pool->closed && !claimable_work(pool))
+        return;
+    if (start_worker(pool, w) != 0 && ++pool->storm >= STORM_LIMIT) {
+        pool->broken = 1;
+        kill_all(pool);
+        cancel_all(pool);
     }
 }
 
@@ -260,12 +307,17 @@ static void enforce_timeouts(mp_pool *pool)
     uint64_t now = mp__now_ns(), limit = (uint64_t)(b->timeout * 1e9);
     for (int w = 0; w < pool->processes; w++) {
         struct mp__wslot *s = slot(pool, w);
-        if (pool->workers[w] == NULL || pool->killed_for_timeout[w] ||
-            __atomic_load_n(&s->scan, __ATOMIC_ACQUIRE) == UINT64_MAX ||
-            __atomic_load_n(&s->item, __ATOMIC_ACQUIRE) == UINT64_MAX)
+        if (pool->workers[w] == NULL || pool->killed_for_timeout[w])
             continue;
+        uint64_t job = __atomic_load_n(&s->job, __ATOMIC_ACQUIRE);
+        uint64_t item = __atomic_load_n(&s->item, __ATOMIC_ACQUIRE);
         uint64_t t0 = __atomic_load_n(&s->item_start, __ATOMIC_ACQUIRE);
-        if (t0 != 0 && now > t0 && now - t0 > limit) {
+        if (job != 0 && item != UINT64_MAX && t0 != 0 && now > t0 &&
+            now - t0 > limit) {
+            /* What the verdict was about: a kill landing after that item
+               finished must not fail the next one. */
+            pool->kill_job[w] = job;
+            pool->kill_item[w] = item;
             pool->killed_for_timeout[w] = 1;
             mp_process_kill(pool->workers[w]);
         }
@@ -280,7 +332,7 @@ static void reap_jobs(mp_pool *pool)
     while (pool->reaped < b->head) {
         struct mp__task *t = &pool->tasks[pool->reaped % MP__POOL_RING];
         struct mp__job *j = t->job;
-        if (__atomic_load_n(&j->chunks_done, __ATOMIC_ACQUIRE) < j->nchunks)
+        if (!mp__job_done(j))
             return;
         if (t->owner != NULL) {
             if (!t->owner->ready)
@@ -364,47 +416,59 @@ void mp__pool_wait(mp_pool *pool, uint64_t dl, int (*ready)(void *), void *ctx)
     }
     uint32_t *addrs[MP__WAITV_MAX];
     uint32_t vals[MP__WAITV_MAX];
-    int n = 0;
+    int n = 0, dying = -1;
     uint32_t seq = __atomic_load_n(&b->done_seq, __ATOMIC_ACQUIRE);
     addrs[n] = &b->done_seq;
     vals[n++] = seq;
     __atomic_store_n(&b->done_sleep, 1, __ATOMIC_SEQ_CST);
     /* Each live worker's life word, with the waiters bit set so that the
        kernel wakes us if the worker dies holding it. */
-    for (int w = 0; w < pool->processes && n < MP__WAITV_MAX; w++) {
+    for (int w = 0; w < pool->processes; w++) {
         struct mp__wslot *s = slot(pool, w);
         uint32_t pid = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);
         if (pool->workers[w] == NULL)
             continue;
-        if (pid == 0) {
-            /* Starting: it wakes us once it holds its life lock. Should
-               it die before, only its reaping tells: look again soon. */
-            uint64_t soon = mp__now_ns() + 50000000u;
+        uint64_t soon = mp__now_ns() + 50000000u;
+        if (pid == 0 || n == MP__WAITV_MAX || !pool->robust) {
+            /* Starting (it wakes us once it holds its life lock), past
+               what one wait can watch, or no robust lists: its death is
+               seen by looking again soon. */
             if (soon < dl)
                 dl = soon;
             continue;
         }
         uint32_t v = __atomic_load_n(&s->life.word, __ATOMIC_ACQUIRE);
         if ((v & MP__FUTEX_TID_MASK) != pid) {
-            n = -1; /* ended: no sleep, the caller will see it */
+            dying = w; /* gone from its lock, not yet reaped */
             break;
         }
         uint32_t nv = v | MP__FUTEX_WAITERS;
         if (v != nv &&
             !__atomic_compare_exchange_n(&s->life.word, &v, nv, 0,
                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
-            n = -1;
+            dying = w;
             break;
         }
         addrs[n] = &s->life.word;
         vals[n++] = nv;
     }
-    if ((ready != NULL && ready(ctx)) || n < 0)
-        return; /* n < 0: a worker ended: the caller's service sees it */
+    if (ready != NULL && ready(ctx))
+        return;
+    if (dying >= 0) {
+        /* Its exit is under way (the kernel released its lock first):
+           wait on its pidfd rather than spin. */
+        int fd = mp_process_sentinel(pool->workers[dying]);
+        pthread_mutex_unlock(&pool->mu);
+        uint64_t soon = mp__now_ns() + 100000000u;
+        if (fd >= 0)
+            mp__poll_in(fd, soon < dl ? soon : dl);
+        pthread_mutex_lock(&pool->mu);
+        return;
+    }
     pthread_mutex_unlock(&pool->mu);
     int r = mp__futex_waitv(addrs, vals, n, dl);
     if (r == MP_ENOSYS || r == MP_EINVAL) {
-        /* Old kernel, too many workers, or a worker starting: slices. */
+        /* A kernel older than 5.16: slices. */
         uint64_t slice = mp__now_ns() + 2000000u;
         mp__futex_wait(&b->done_seq, seq, slice < dl ? slice : dl);
     }
@@ -451,6 +515,8 @@ static void release(mp_pool *pool)
     }
     free(pool->workers);
     free(pool->killed_for_timeout);
+    free(pool->kill_job);
+    free(pool->kill_item);
     free(pool->tasks);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
@@ -502,10 +568,14 @@ int mp_pool_new(mp_pool **out, const mp_pool_opts *opts)
     pool->stats.processes = (size_t)n;
     pool->workers = calloc((size_t)n, sizeof *pool->workers);
     pool->killed_for_timeout = calloc((size_t)n, sizeof(int));
+    pool->kill_job = calloc((size_t)n, sizeof(uint64_t));
+    pool->kill_item = calloc((size_t)n, sizeof(uint64_t));
+    pool->robust = mp__robust_head() != NULL;
     pool->tasks = calloc(MP__POOL_RING, sizeof *pool->tasks);
     pool->b = mp__arena_alloc(
         sizeof(struct mp__board) + (size_t)n * sizeof(struct mp__wslot), 64);
     if (pool->workers == NULL || pool->killed_for_timeout == NULL ||
+        pool->kill_job == NULL || pool->kill_item == NULL ||
         pool->tasks == NULL || pool->b == NULL) {
         release(pool);
         return MP_ENOMEM;
@@ -644,15 +714,9 @@ void mp_pool_free(mp_pool *pool)
     pool->closed = 1;
     kill_all(pool);
     cancel_all(pool);
-    /* Handles the user still holds learn that the pool is gone. */
-    for (uint64_t k = pool->reaped; k < pool->b->head; k++) {
-        struct mp__task *t = &pool->tasks[k % MP__POOL_RING];
-        if (t->owner != NULL && t->job != NULL && !t->owner->ready)
-            mp__async_collect(t->owner, t->job);
-        if (t->owner != NULL)
-            t->owner->pool = NULL;
-        t->owner = NULL;
-    }
+    /* Handles and iterators the user still holds learn that the pool is
+       gone (finished or cancelled work is collected first). */
+    mp__pool_detach_all(pool);
     reap_jobs(pool);
     pool->magic = 0;
     pthread_mutex_unlock(&pool->mu);

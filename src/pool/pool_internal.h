@@ -56,8 +56,9 @@ static inline int mp__err_code(uint64_t cls)
 
 /* mp__chunk - a run of items of a job. */
 struct mp__chunk {
-    uint32_t state;  /* PENDING, DONE or RUNNING + worker */
-    uint32_t resume; /* items already done (set when re-queued) */
+    uint32_t state; /* PENDING, DONE or RUNNING + worker */
+    uint32_t pad;
+    uint64_t resume; /* items already done (set when re-queued) */
 };
 
 /* mp__job - one map, or one apply task (n = 1), in the arena. */
@@ -72,16 +73,17 @@ struct mp__job {
     uint64_t in_size;    /* bytes per item (apply: argument bytes) */
     uint64_t out_off;    /* arena offset of the results (0: none) */
     uint64_t out_size;
-    uint64_t status_off; /* arena offset of n ints of status (0: none) */
-    uint64_t next;       /* claim cursor: chunks below were handed out */
-    uint64_t chunks_done;
-    uint64_t err;        /* lowest failure: index << 2 | MP__ERR_* class;
-                        UINT64_MAX: none */
-    uint64_t ring_index; /* where it was posted */
-    int32_t err_signal;  /* signal of the first worker death */
-    int32_t apply_ret;   /* apply: the function's return value */
-    uint32_t cancelled;  /* terminate: do not start what is left */
-    uint64_t res_off;    /* apply: arena block of the result (0: none) */
+    uint64_t status_off;   /* arena offset of n ints of status (0: none) */
+    uint64_t next;         /* claim cursor: chunks below were handed out */
+    uint64_t first_undone; /* chunks below are all DONE (a hint that only
+                              grows; the chunk states are the truth) */
+    uint64_t err;          /* lowest failure: index << 2 | MP__ERR_* class;
+                          UINT64_MAX: none */
+    uint64_t ring_index;   /* where it was posted */
+    int32_t err_signal;    /* signal of the first worker death */
+    int32_t apply_ret;     /* apply: the function's return value */
+    uint32_t cancelled;    /* terminate: do not start what is left */
+    uint64_t res_off;      /* apply: arena block of the result (0: none) */
     uint64_t res_len;
     struct mp__chunk chunks[];
 };
@@ -139,6 +141,24 @@ struct mp__board {
     struct mp__wslot slots[];
 };
 
+/* mp__job_done - 1 when every chunk of j is DONE. Advances the shared
+   first_undone hint, so that all callers together scan each chunk about
+   once. Completion is decided by the chunk states, not by a counter that a
+   worker killed between two stores could leave short. */
+static inline int mp__job_done(struct mp__job *j)
+{
+    uint64_t i = __atomic_load_n(&j->first_undone, __ATOMIC_SEQ_CST);
+    uint64_t start = i;
+    while (i < j->nchunks && __atomic_load_n(&j->chunks[i].state,
+                                             __ATOMIC_SEQ_CST) == MP__CH_DONE)
+        i++;
+    while (i > start &&
+           !__atomic_compare_exchange_n(&j->first_undone, &start, i, 1,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    return i == j->nchunks;
+}
+
 /* mp__chunk_bounds - the items [*lo, *hi) of chunk c (before resume). */
 static inline void mp__chunk_bounds(const struct mp__job *j, uint64_t c,
                                     uint64_t *lo, uint64_t *hi)
@@ -183,6 +203,11 @@ struct mp_pool {
     void *fns[MP__POOL_FNS]; /* function table, parent's addresses */
     uint64_t reaped;         /* ring index up to which jobs were freed */
     struct mp__task *tasks;  /* by ring index % MP__POOL_RING */
+    uint64_t *kill_job;      /* by slot: what a timeout kill was for */
+    uint64_t *kill_item;
+    mp_async *handles; /* the user's live handles (to detach) */
+    mp_imap *imaps;    /* the user's live iterators (to detach) */
+    int robust;        /* kernel robust lists work (life locks) */
     mp_pool_stats stats;
     mp_progress_fn progress;
     void *progress_arg;
@@ -192,10 +217,11 @@ struct mp_pool {
 /* mp__async - a handle on a posted job. */
 struct mp_async {
     uint32_t magic;
-    mp_pool *pool;
-    uint64_t ring_index; /* of its job */
+    mp_pool *pool;           /* NULL once the pool is freed */
+    mp_async *hnext, *hprev; /* the pool's list of live handles */
+    uint64_t ring_index;     /* of its job */
     int kind;
-    int ready; /* collected */
+    int ready; /* collected (stored last, with release) */
     int code;  /* outcome (mp_async_get's return) */
     int apply_ret;
     int signal;
@@ -235,6 +261,25 @@ struct mp__job *mp__job_new(uint32_t kind, uint64_t nchunks);
 /* mp__async_collect - fill a's outcome from its finished job (copy-back
    for maps). With pool->mu held. */
 void mp__async_collect(mp_async *a, struct mp__job *j);
+
+/* mp__pool_detach_all - the pool is being freed: every live handle and
+   iterator forgets it. With pool->mu held. */
+void mp__pool_detach_all(mp_pool *pool);
+
+/* mp__handle_link, mp__handle_unlink - the pool's list of live handles.
+   With pool->mu held. */
+void mp__handle_link(mp_pool *pool, mp_async *a);
+void mp__handle_unlink(mp_pool *pool, mp_async *a);
+
+/* mp__imap_link, mp__imap_unlink, mp__imap_detach - the same for
+   iterators (map.c). With pool->mu held. */
+void mp__imap_link(mp_pool *pool, mp_imap *it);
+void mp__imap_unlink(mp_pool *pool, mp_imap *it);
+void mp__imap_detach(mp_imap *it);
+
+/* mp__wake_waiters - wake every parent thread waiting in the pool (after
+   the parent itself changed what they wait for). */
+void mp__wake_waiters(struct mp__board *b);
 
 /* mp__async_poll - with pool->mu held: collect a if its job completed;
    1 if a is ready. */

@@ -41,13 +41,15 @@ static void *resolve(struct mp__board *b, void **cache, uint32_t fn)
 }
 
 /* Claim a chunk: intent in the slot, then the cursor, then the chunk.
-   Returns 1 with *jp, *cp, 0 when there is nothing to claim. */
+   Returns 1 with *jp, *cp; 0 when there is nothing to claim, with *seen
+   the head it looked at (to sleep on). */
 static int claim(struct mp__board *b, uint32_t me, struct mp__job **jp,
-                 uint64_t *cp)
+                 uint64_t *cp, uint64_t *seen)
 {
     struct mp__wslot *s = &b->slots[me];
-    uint64_t head = __atomic_load_n(&b->head, __ATOMIC_ACQUIRE);
-    for (uint64_t k = __atomic_load_n(&b->open, __ATOMIC_ACQUIRE); k < head;
+    uint64_t head = __atomic_load_n(&b->head, __ATOMIC_SEQ_CST);
+    *seen = head;
+    for (uint64_t k = __atomic_load_n(&b->open, __ATOMIC_SEQ_CST); k < head;
          k++) {
         /* Announce the job before touching it; the parent frees only
            jobs below its tail that nobody announced (both sides
@@ -60,32 +62,61 @@ static int claim(struct mp__board *b, uint32_t me, struct mp__job **jp,
         }
         struct mp__job *j = mp__arena_ptr(
             __atomic_load_n(&b->ring[k % MP__POOL_RING], __ATOMIC_ACQUIRE));
-        uint64_t c = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
+        uint64_t c = __atomic_load_n(&j->next, __ATOMIC_SEQ_CST);
         while (c < j->nchunks &&
                !__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED)) {
             __atomic_store_n(&s->job, mp__arena_off(j), __ATOMIC_RELAXED);
             __atomic_store_n(&s->chunk, c, __ATOMIC_RELAXED);
-            __atomic_store_n(&s->item, UINT64_MAX, __ATOMIC_RELEASE);
+            __atomic_store_n(&s->item, UINT64_MAX, __ATOMIC_SEQ_CST);
             if (!__atomic_compare_exchange_n(
-                    &j->next, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                    &j->next, &c, c + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
                 continue; /* c now holds the new cursor */
             uint32_t pend = MP__CH_PENDING;
             if (__atomic_compare_exchange_n(
                     &j->chunks[c].state, &pend, MP__CH_RUNNING + me, 0,
-                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
                 *jp = j;
                 *cp = c;
                 return 1;
             }
-            c = __atomic_load_n(&j->next, __ATOMIC_ACQUIRE);
+            c = __atomic_load_n(&j->next, __ATOMIC_SEQ_CST);
         }
-        /* Fully handed out: help move the open mark past it. */
+        __atomic_store_n(&s->job, 0, __ATOMIC_RELAXED);
+        /* Fully handed out: move the open mark past it. The parent may put
+           a chunk back meanwhile (lowering next, then open): look at next
+           once more and take the mark back if so (both sequentially
+           consistent: one of us sees the other). */
         uint64_t kk = k;
-        __atomic_compare_exchange_n(&b->open, &kk, k + 1, 0, __ATOMIC_RELEASE,
-                                    __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&b->open, &kk, k + 1, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_RELAXED) &&
+            __atomic_load_n(&j->next, __ATOMIC_SEQ_CST) < j->nchunks &&
+            !__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED)) {
+            uint64_t cur = k + 1;
+            while (cur > k && !__atomic_compare_exchange_n(&b->open, &cur, k, 0,
+                                                           __ATOMIC_SEQ_CST,
+                                                           __ATOMIC_SEQ_CST))
+                ;
+            k--; /* look at it again */
+        }
     }
     __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_SEQ_CST);
     return 0;
+}
+
+/* Fail the not-yet-run items of chunk c with MP_ENOENT: its function
+   cannot be found in this process (a worker crash would be retried). */
+static void fail_unresolved(struct mp__job *j, uint64_t c)
+{
+    uint64_t lo, hi;
+    mp__chunk_bounds(j, c, &lo, &hi);
+    int *st = j->status_off ? (int *)mp__arena_ptr(j->status_off) : NULL;
+    for (uint64_t i = lo + j->chunks[c].resume; i < hi; i++) {
+        if (st != NULL)
+            st[i] = MP_ENOENT;
+        mp__job_fail(j, i, MP__ERR_TASK);
+    }
+    if (j->kind == MP__JOB_APPLY)
+        j->apply_ret = MP_ENOENT;
 }
 
 /* Run the items of chunk c of a map job. */
@@ -141,34 +172,40 @@ static void wake_parent(struct mp__board *b)
     }
 }
 
-/* Mark chunk c done; the last chunk of a job wakes the parent. */
-static void finish(struct mp__board *b, struct mp__job *j, uint64_t c)
+/* Mark chunk c done. Once the cursor is exhausted, whoever finds every
+   chunk DONE wakes the parent: of two workers finishing the last two
+   chunks at once, at least one sees both (sequentially consistent); a
+   worker dying in between wakes the parent by its death. */
+static void finish(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
+                   uint64_t c)
 {
-    __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_RELEASE);
-    if (__atomic_add_fetch(&j->chunks_done, 1, __ATOMIC_SEQ_CST) == j->nchunks)
+    __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&s->job, 0, __ATOMIC_RELEASE); /* nothing held */
+    __atomic_store_n(&s->item, UINT64_MAX, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&j->next, __ATOMIC_SEQ_CST) >= j->nchunks &&
+        mp__job_done(j))
         wake_parent(b);
 }
 
-/* Nothing to claim: spin a little, then sleep until work is posted (or
-   the pool closes). */
-static void idle(struct mp__board *b)
+/* Nothing to claim since head seen: spin a little, then sleep until work
+   is posted (or the pool closes or stops). */
+static void idle(struct mp__board *b, uint64_t seen)
 {
-    uint64_t head = __atomic_load_n(&b->head, __ATOMIC_ACQUIRE);
     uint64_t until = mp__now_ns() + 20000;
     for (int i = 0; mp__now_ns() < until; i++) {
         mp__spin_pause(i < MP__SPIN_SHIFT ? i : MP__SPIN_SHIFT);
-        if (__atomic_load_n(&b->head, __ATOMIC_ACQUIRE) != head ||
+        if (__atomic_load_n(&b->head, __ATOMIC_ACQUIRE) != seen ||
             __atomic_load_n(&b->closing, __ATOMIC_ACQUIRE))
             return;
     }
     uint32_t seq = __atomic_load_n(&b->work_seq, __ATOMIC_ACQUIRE);
     __atomic_store_n(&b->work_sleep, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&b->head, __ATOMIC_SEQ_CST) != head ||
+    if (__atomic_load_n(&b->head, __ATOMIC_SEQ_CST) != seen ||
         __atomic_load_n(&b->closing, __ATOMIC_SEQ_CST) ||
         __atomic_load_n(&b->stop, __ATOMIC_SEQ_CST))
         return;
-    /* Re-queued chunks (after a death) are announced by a bump of
-       work_seq without a new job: a slice bounds any miss. */
+    /* Chunks put back after a death are announced by a bump of work_seq
+       after the head was read: the futex sees the bump. */
     mp__futex_wait(&b->work_seq, seq, mp__now_ns() + 100000000u);
 }
 
@@ -181,6 +218,8 @@ int mp__pool_worker(void *arg)
     /* Held all our life: the kernel tells the parent when we end. */
     mp__rmutex_lock(&s->life, MP__NO_DEADLINE);
     s->tasks = 0;
+    s->job = 0;
+    s->item = UINT64_MAX;
     __atomic_store_n(&s->pid, (uint32_t)mp__getpid(), __ATOMIC_SEQ_CST);
     /* From now on our death wakes the parent; tell it to watch us. */
     wake_parent(b);
@@ -202,15 +241,17 @@ int mp__pool_worker(void *arg)
     __atomic_store_n(&s->state, MP__W_READY, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
         struct mp__job *j;
-        uint64_t c;
-        if (!claim(b, me, &j, &c)) {
+        uint64_t c, seen;
+        if (!claim(b, me, &j, &c, &seen)) {
             if (__atomic_load_n(&b->closing, __ATOMIC_ACQUIRE))
                 break;
-            idle(b);
+            idle(b, seen);
             continue;
         }
         void *fp = resolve(b, cache, j->fn);
-        if (j->kind == MP__JOB_MAP) {
+        if (fp == NULL) {
+            fail_unresolved(j, c);
+        } else if (j->kind == MP__JOB_MAP) {
             mp_map_fn fn;
             memcpy(&fn, &fp, sizeof fn);
             run_map(b, s, j, c, fn);
@@ -219,9 +260,10 @@ int mp__pool_worker(void *arg)
             memcpy(&fn, &fp, sizeof fn);
             run_apply(b, s, j, fn);
         }
-        finish(b, j, c);
+        finish(b, s, j, c);
         __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_SEQ_CST);
-        if (b->max_tasks && ++s->tasks >= b->max_tasks) {
+        s->tasks++;
+        if (b->max_tasks && s->tasks >= b->max_tasks) {
             __atomic_store_n(&s->state, MP__W_RETIRING, __ATOMIC_RELEASE);
             break;
         }
