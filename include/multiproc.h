@@ -178,9 +178,10 @@ MP_API int mp_process_terminate(mp_process *p); /* SIGTERM */
 MP_API int mp_process_kill(mp_process *p); /* SIGKILL */
 
 /* mp_process_exitcode - the exit code once the child ended: its exit
-   status, or -signal when a signal ended it (like Python). Returns 0 with
-   *code set, MP_EBUSY (still running), MP_ESTATE (not started),
-   MP_EINVAL (NULL). A finished child is reaped by this call. */
+      status, or -signal when a signal ended it (like Python). Returns 0 with
+   *code set, MP_EBUSY (still running, or the current process),
+   MP_ESTATE (not started), MP_EINVAL (NULL), MP_ECHILD (running and
+   started by another process). A finished child is reaped by this call. */
 MP_API int mp_process_exitcode(const mp_process *p, int *code);
 /* 0 and *code = status or -signal; MP_EBUSY if running */
 
@@ -197,8 +198,9 @@ MP_API int mp_process_daemon(const mp_process *p);
 
 /* mp_process_sentinel - a file descriptor (a pidfd) that polls readable
    when the child has ended, for poll(2) or mp_wait. Owned by p: do not
-   close it. Returns the fd, MP_EINVAL (NULL), MP_ESTATE (not started, or
-   the current process). */
+      close it. Returns the fd, MP_EINVAL (NULL), MP_ESTATE (not started, or
+   the current process), MP_ECHILD (started by another process: a fork
+   child does not inherit its parent's sentinels). */
 MP_API int mp_process_sentinel(const mp_process *p);
 
 /* mp_process_close - free p if the child is not running (Python's

@@ -289,6 +289,50 @@ START_TEST(killed_inside_allocator_every_step)
 }
 END_TEST
 
+static int t_die_carving_top(void *arg)
+{
+    (void)arg;
+    die_at = 4; /* headers written above the top, the top not yet moved */
+    mp__arena_fault_hook = die_hook;
+    mp__arena_alloc(100, 4096);
+    return 0;
+}
+
+START_TEST(killed_carving_top_leaves_no_dirt)
+{
+    /* The top ends 64 bytes past a page: the child's page-aligned block
+       leaves a gap, whose header and its own land in fresh memory. */
+    void *anchor = mp__arena_alloc(64, 4096);
+    ck_assert_ptr_nonnull(anchor);
+    struct mp__arena_stats st;
+    mp__arena_stats(&st);
+    ck_assert_uint_eq(st.top % 4096, 64);
+    mp_process *p;
+    mp_process_opts o = {.start = MP_START_FORK};
+    ck_assert_int_eq(mp_process_new(&p, t_die_carving_top, NULL, &o), 0);
+    ck_assert_int_eq(mp_process_start(p), 0);
+    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    int code;
+    mp_process_exitcode(p, &code);
+    ck_assert_int_eq(code, -SIGKILL);
+    mp_process_free(p);
+    /* Whatever covers the dead child's headers now must read as zero:
+       new blocks are promised cleared. */
+    unsigned char *b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = mp_shared_alloc(1000);
+        ck_assert_ptr_nonnull(b[i]);
+        for (int j = 0; j < 1000; j++)
+            ck_assert_msg(b[i][j] == 0, "block %d byte %d is %#x", i, j,
+                          b[i][j]);
+    }
+    for (int i = 0; i < 8; i++)
+        mp_shared_free(b[i]);
+    mp_shared_free(anchor);
+    assert_consistent();
+}
+END_TEST
+
 START_TEST(killed_at_random_moments)
 {
     /* 20 children churning, each SIGKILLed at a random moment: the arena
@@ -346,6 +390,7 @@ Suite *mp_test_suite(void)
     mp_test_add(s, cross_process_every_method);
     mp_test_add(s, concurrent_processes);
     mp_test_add(s, killed_inside_allocator_every_step);
+    mp_test_add(s, killed_carving_top_leaves_no_dirt);
     mp_test_add(s, killed_at_random_moments);
     mp_test_add(s, exhaustion_returns_null);
     return s;

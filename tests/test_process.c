@@ -667,6 +667,119 @@ START_TEST(forkserver_restarts_after_death)
 }
 END_TEST
 
+/* The server's pid: its starter's child that is not p. */
+static pid_t server_of(mp_process *p)
+{
+    char path[64], buf[256] = {0};
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert(fgets(buf, sizeof buf, f) != NULL);
+    fclose(f);
+    char *s = buf, *end;
+    for (long v; (v = strtol(s, &end, 10)) > 0; s = end)
+        if (v != mp_process_pid(p))
+            return (pid_t)v;
+    return 0;
+}
+
+static int t_grandchild_then_killed(void *arg)
+{
+    /* Its own fork child ends first with 7: that status belongs to the
+       grandchild, not to us. */
+    int seven = 7;
+    mp_process *g;
+    mp_process_opts o = {.start = MP_START_FORK, .arg_size = sizeof seven};
+    (void)arg;
+    if (mp_process_new(&g, t_exit, &seven, &o) != 0 ||
+        mp_process_start(g) != 0 || mp_process_join(g, 30) != 0)
+        return 1;
+    mp_process_free(g);
+    raise(SIGKILL);
+    return 2;
+}
+
+START_TEST(forkserver_child_status_is_its_own)
+{
+    /* Whether the server or the child's own word tells the code is a
+       race; repeated, a child's word that was its grandchild's shows. */
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(run_for_code(t_grandchild_then_killed, NULL, 0,
+                                      MP_START_FORKSERVER),
+                         -SIGKILL);
+}
+END_TEST
+
+static int t_sigint_as_started(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    sigaction(SIGINT, NULL, &sa);
+    return sa.sa_handler == SIG_DFL ? 0 : 1;
+}
+
+START_TEST(forkserver_survives_ctrl_c)
+{
+    double s = 30;
+    mp_process *p;
+    ck_assert_int_eq(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER),
+                     0);
+    pid_t server = server_of(p);
+    ck_assert_int_gt(server, 0);
+    /* What a terminal's Ctrl-C would send it. */
+    ck_assert_int_eq(kill(server, SIGINT), 0);
+    sleep_s(0.2);
+    ck_assert_int_eq(mp_process_is_alive(p), 1); /* no lifeline fired */
+    /* The same server starts the next child, which sees SIGINT as its
+       starter left it, not ignored. */
+    mp_process *q;
+    ck_assert_int_eq(
+        start_one(&q, t_sigint_as_started, NULL, 0, MP_START_FORKSERVER), 0);
+    ck_assert_int_eq(mp_process_join(q, 30), 0);
+    int code = -1;
+    ck_assert_int_eq(mp_process_exitcode(q, &code), 0);
+    ck_assert_int_eq(code, 0);
+    ck_assert_int_eq(server_of(p), server);
+    mp_process_free(q);
+    mp_process_kill(p);
+    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    mp_process_free(p);
+}
+END_TEST
+
+/* parents - the two sleepers of fork_child_leaves_parents_children. */
+static mp_process *parents[2];
+
+static int t_touch_parents(void *arg)
+{
+    (void)arg;
+    if (mp_process_sentinel(parents[0]) != MP_ECHILD ||
+        mp_process_terminate(parents[0]) != MP_ECHILD)
+        return 1;
+    mp_process_free(parents[0]); /* our copy only */
+    if (mp_active_children(NULL, 0) != 0)
+        return 2;
+    return 0;
+}
+
+START_TEST(fork_child_leaves_parents_children)
+{
+    double s = 30;
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(
+            start_one(&parents[i], t_sleep, &s, sizeof s, MP_START_FORK), 0);
+    ck_assert_int_eq(run_for_code(t_touch_parents, NULL, 0, MP_START_FORK), 0);
+    mp_process *seen[4];
+    ck_assert_int_eq(mp_active_children(seen, 4), 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mp_process_is_alive(parents[i]), 1);
+        mp_process_kill(parents[i]);
+        ck_assert_int_eq(mp_process_join(parents[i], 30), 0);
+        mp_process_free(parents[i]);
+    }
+}
+END_TEST
+
 START_TEST(forkserver_from_big_parent)
 {
     /* Start cost must not depend on the parent's memory: 256 MiB touched
@@ -707,5 +820,8 @@ Suite *mp_test_suite(void)
     mp_test_add(s, stdio_not_duplicated);
     mp_test_add(s, forkserver_restarts_after_death);
     mp_test_add(s, forkserver_from_big_parent);
+    mp_test_add(s, forkserver_child_status_is_its_own);
+    mp_test_add(s, forkserver_survives_ctrl_c);
+    mp_test_add(s, fork_child_leaves_parents_children);
     return s;
 }

@@ -290,6 +290,12 @@ static uint64_t alloc_locked(struct arena_hdr *a, uint64_t need, uint64_t align,
     uint64_t boff = pay - 16;
     if (boff + need > a->size || boff + need < boff)
         return 0;
+    /* Memory above hwm is taken to be zero and not cleared for a caller.
+       Raise it before writing any header up there: a holder that dies
+       in between must not leave stray bytes in memory deemed clean. */
+    uint64_t old_hwm = a->hwm;
+    if (a->hwm < boff + need)
+        a->hwm = boff + need;
     if (boff != start) {
         /* An alignment gap: a free block of its own before the new one. */
         struct blk *g = B(start);
@@ -307,9 +313,7 @@ static uint64_t alloc_locked(struct arena_hdr *a, uint64_t need, uint64_t align,
     HOOK(4);
     a->top = boff + need; /* the block becomes part of the chain */
     a->last16 = need / 16;
-    *dirty_end = a->hwm < boff ? boff : (a->hwm < a->top ? a->hwm : a->top);
-    if (a->top > a->hwm)
-        a->hwm = a->top;
+    *dirty_end = old_hwm < boff ? boff : (old_hwm < a->top ? old_hwm : a->top);
     return boff;
 }
 

@@ -39,6 +39,16 @@ static void at_exit(void)
         mp__process_at_exit();
 }
 
+static void atfork_prepare(void)
+{
+    mp__forkserver_before_fork();
+}
+
+static void atfork_parent(void)
+{
+    mp__forkserver_parent_fork();
+}
+
 static void atfork_child(void)
 {
     /* Whoever forked, this child must not hold the write end: our
@@ -56,7 +66,7 @@ void mp__register_handlers(void)
         return;
     done = 1;
     atexit(at_exit);
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 static int parse_method(const char *s, mp_start_method *m)

@@ -232,6 +232,12 @@ int mp__signalfd_chld(void);
 /* mp__signalfd_drain - read and discard what is pending on a signalfd. */
 void mp__signalfd_drain(int sfd);
 
+/* mp__sigint_ignored - with on, ignore SIGINT from now on, remembering
+   how it was handled; with 0, put back what was remembered. For the
+   forkserver, which a terminal's Ctrl-C must not kill, and its children,
+   which must see SIGINT as their starter did. */
+void mp__sigint_ignored(int on);
+
 /* mp__unblock_all_signals - empty the calling thread's signal mask. */
 void mp__unblock_all_signals(void);
 

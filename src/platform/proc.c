@@ -189,6 +189,19 @@ void mp__signalfd_drain(int sfd)
         ;
 }
 
+void mp__sigint_ignored(int on)
+{
+    static struct sigaction saved;
+    static int have_saved;
+    if (on) {
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigemptyset(&ign.sa_mask);
+        have_saved = sigaction(SIGINT, &ign, &saved) == 0;
+    } else if (have_saved) {
+        (void)sigaction(SIGINT, &saved, NULL);
+    }
+}
+
 void mp__unblock_all_signals(void)
 {
     sigset_t none;

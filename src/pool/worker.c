@@ -40,6 +40,17 @@ static void *resolve(struct mp__board *b, void **cache, uint32_t fn)
     return cache[fn];
 }
 
+/* Wake the parent if it sleeps (after a sequentially consistent
+   store of what it waits for). */
+static void wake_parent(struct mp__board *b)
+{
+    if (__atomic_load_n(&b->done_sleep, __ATOMIC_SEQ_CST) &&
+        __atomic_exchange_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST)) {
+        __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
+        mp__futex_wake(&b->done_seq, INT_MAX);
+    }
+}
+
 /* Claim a chunk: intent in the slot, then the cursor, then the chunk.
    Returns 1 with *jp, *cp; 0 when there is nothing to claim, with *seen
    the head it looked at (to sleep on). */
@@ -79,6 +90,12 @@ static int claim(struct mp__board *b, uint32_t me, struct mp__job **jp,
                 *cp = c;
                 return 1;
             }
+            /* A cursor put back after a death walks again over chunks
+               run meanwhile. Whoever walks it to the end checks for
+               completion: a worker that finished the last chunk while
+               the cursor was still low did not (see finish). */
+            if (c + 1 == j->nchunks && mp__job_done(j))
+                wake_parent(b);
             c = __atomic_load_n(&j->next, __ATOMIC_SEQ_CST);
         }
         __atomic_store_n(&s->job, 0, __ATOMIC_RELAXED);
@@ -161,21 +178,12 @@ static void run_apply(struct mp__board *b, struct mp__wslot *s,
     __atomic_store_n(&s->item, 1, __ATOMIC_RELEASE);
 }
 
-/* Wake the parent if it sleeps (after a sequentially consistent
-   store of what it waits for). */
-static void wake_parent(struct mp__board *b)
-{
-    if (__atomic_load_n(&b->done_sleep, __ATOMIC_SEQ_CST) &&
-        __atomic_exchange_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST)) {
-        __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
-        mp__futex_wake(&b->done_seq, INT_MAX);
-    }
-}
-
 /* Mark chunk c done. Once the cursor is exhausted, whoever finds every
    chunk DONE wakes the parent: of two workers finishing the last two
    chunks at once, at least one sees both (sequentially consistent); a
-   worker dying in between wakes the parent by its death. */
+   worker dying in between wakes the parent by its death. A cursor still
+   low (put back after a death) leaves the check to the claim that walks
+   it to the end. */
 static void finish(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
                    uint64_t c)
 {

@@ -49,18 +49,21 @@ static void arm(int rfd, pid_t parent)
         mp__kill_pid(mp__getpid(), SIGKILL);
 }
 
+/* self_launch - the launch block this child came from (spawn or
+   forkserver), where it leaves its exit status for its starter. */
+static struct mp__launch *self_launch;
+
 void mp__child_after_fork(void)
 {
+    /* A fork child of a forkserver child is not the one its starter
+       waits for: its status must not land in that block. */
+    self_launch = NULL;
     arm(mp__g.lifeline_r, 0);
     /* The parent's read end goes; our own lifeline is made by our first
        mp_process_start, if any. */
     mp__close(mp__g.lifeline_r);
     mp__g.lifeline_r = -1;
 }
-
-/* self_launch - the launch block this child came from (spawn or
-   forkserver), where it leaves its exit status for its starter. */
-static struct mp__launch *self_launch;
 
 _Noreturn void mp__child_run(mp_target_fn fn, void *arg)
 {
@@ -79,6 +82,10 @@ _Noreturn void mp__child_run(mp_target_fn fn, void *arg)
 
 _Noreturn void mp__child_from_launch(struct mp__launch *L)
 {
+    /* The starter gave up on this launch (the server died while it
+       waited, or it could not take our pidfd): nobody will join us. */
+    if (__atomic_load_n(&L->cancel, __ATOMIC_SEQ_CST))
+        mp__exit_now(MP__EXIT_BOOT);
     self_launch = L;
     mp__become(L->name, L->identity, L->parent, L->daemon);
     mp__g.start = (mp_start_method)L->start;

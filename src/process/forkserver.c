@@ -59,6 +59,16 @@ void mp__forkserver_stop(void)
     pthread_mutex_unlock(&fs_mu);
 }
 
+void mp__forkserver_before_fork(void)
+{
+    pthread_mutex_lock(&fs_mu);
+}
+
+void mp__forkserver_parent_fork(void)
+{
+    pthread_mutex_unlock(&fs_mu);
+}
+
 void mp__forkserver_after_fork(void)
 {
     pthread_mutex_init(&fs_mu, NULL);
@@ -100,10 +110,13 @@ static int server_dead_locked(void)
     return fs.pidfd < 0 || mp__poll_in(fs.pidfd, 0) == 1;
 }
 
-/* One request and its answer. MP_EPIPE when the server is gone. */
-static int request(uint64_t off, pid_t *pid, int *pidfd)
+/* One request and its answer. MP_EPIPE when the server is gone. *forked
+   says that the server did fork a child even though the call failed (its
+   pidfd could not be received: no descriptor left). */
+static int request(uint64_t off, pid_t *pid, int *pidfd, int *forked)
 {
     struct fs_req q = {.launch_off = off};
+    *forked = 0;
     int r = mp__send_msg(fs.sock, &q, sizeof q, -1);
     if (r != 0)
         return r == MP_ECONNRESET ? MP_EPIPE : r;
@@ -111,7 +124,7 @@ static int request(uint64_t off, pid_t *pid, int *pidfd)
     ssize_t n = mp__recv_msg(fs.sock, &a, sizeof a, pidfd);
     if (n <= 0)
         return n == 0 || n == MP_ECONNRESET ? MP_EPIPE : (int)n;
-    if (n != sizeof a || (a.err == 0 && *pidfd < 0)) {
+    if (n != sizeof a) {
         mp__close(*pidfd);
         return MP_EIO;
     }
@@ -119,8 +132,24 @@ static int request(uint64_t off, pid_t *pid, int *pidfd)
         mp__close(*pidfd);
         return a.err;
     }
+    if (*pidfd < 0) {
+        /* The kernel dropped the descriptor (EMFILE): the child exists. */
+        *forked = 1;
+        return MP_EMFILE;
+    }
     *pid = a.pid;
     return 0;
+}
+
+/* Give up on a launch block the server may still use: tell its child not
+   to run, and let whichever of starter and server comes second free it. */
+static void abandon(struct mp__launch *L)
+{
+    __atomic_store_n(&L->cancel, 1, __ATOMIC_SEQ_CST);
+    uint32_t old =
+        __atomic_fetch_or(&L->state, MP__L_RELEASED, __ATOMIC_ACQ_REL);
+    if (old & MP__L_RECORDED)
+        mp_shared_free(L);
 }
 
 int mp__start_forkserver(mp_process *p)
@@ -130,7 +159,7 @@ int mp__start_forkserver(mp_process *p)
     if (L == NULL)
         return err;
     pid_t pid = 0;
-    int pidfd = -1, r = 0;
+    int pidfd = -1, r = 0, forked = 0;
     pthread_mutex_lock(&fs_mu);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (fs.owner != mp__getpid() || server_dead_locked()) {
@@ -138,15 +167,28 @@ int mp__start_forkserver(mp_process *p)
             if ((r = launch_server()) != 0)
                 break;
         }
-        r = request(mp__arena_off(L), &pid, &pidfd);
+        r = request(mp__arena_off(L), &pid, &pidfd, &forked);
         if (r != MP_EPIPE)
             break;
-        stop_locked(); /* it died under us: one fresh server */
+        /* It died under us, maybe after forking a child that read L (and
+           dies with it): that block is left alone, a fresh one serves the
+           fresh server. */
+        stop_locked();
+        __atomic_store_n(&L->cancel, 1, __ATOMIC_SEQ_CST);
+        if ((L = mp__launch_new(p, &err)) == NULL) {
+            r = err;
+            break;
+        }
     }
     unsigned gen = fs.gen;
     pthread_mutex_unlock(&fs_mu);
     if (r != 0) {
-        mp_shared_free(L);
+        if (L != NULL) {
+            if (forked)
+                abandon(L);
+            else
+                mp_shared_free(L);
+        }
         return r;
     }
     p->pid = pid;
@@ -178,22 +220,33 @@ void mp__launch_release(mp_process *p)
     }
     uint32_t old =
         __atomic_fetch_or(&L->state, MP__L_RELEASED, __ATOMIC_ACQ_REL);
-    /* A server that is gone will never come to free it. */
-    if ((old & MP__L_RECORDED) || server_gone(p->fs_gen))
+    if (old & MP__L_RECORDED) {
         mp_shared_free(L);
+    } else if (server_gone(p->fs_gen)) {
+        /* A server that is gone will never come to free it; but it may
+           have recorded (and freed) just before going: take the record
+           bit ourselves, and free only if it was not set. */
+        old = __atomic_fetch_or(&L->state, MP__L_RECORDED, __ATOMIC_ACQ_REL);
+        if (!(old & MP__L_RECORDED))
+            mp_shared_free(L);
+    }
 }
 
 /* How long an ended child's code may take to be recorded by a live
-   server before the starter gives up for now. */
-#define RECORD_WAIT_NS 1000000000u
+   server when a caller asked not to wait (grace). */
+#define RECORD_GRACE_NS 50000000u
 
-int mp__fs_wait(mp_process *p, uint64_t dl, int *code)
+int mp__fs_wait(mp_process *p, uint64_t dl, int grace, int *code)
 {
     struct mp__launch *L = p->launch;
     int r = mp__poll_in(p->pidfd, dl); /* the child's own end */
     if (r <= 0)
         return r;
-    uint64_t give_up = mp__now_ns() + RECORD_WAIT_NS;
+    uint64_t give_up = dl;
+    if (grace && dl != MP__NO_DEADLINE) {
+        uint64_t g = mp__now_ns() + RECORD_GRACE_NS;
+        give_up = g > dl ? g : dl;
+    }
     for (;;) {
         uint32_t st = __atomic_load_n(&L->state, __ATOMIC_ACQUIRE);
         if (st & MP__L_RECORDED) {
@@ -212,10 +265,12 @@ int mp__fs_wait(mp_process *p, uint64_t dl, int *code)
             return 1;
         }
         uint64_t now = mp__now_ns();
-        if (now >= give_up)
+        if (give_up != MP__NO_DEADLINE && now >= give_up)
             return 0;
         uint64_t slice = now + 50000000u;
-        mp__futex_wait(&L->state, st, slice < give_up ? slice : give_up);
+        if (give_up != MP__NO_DEADLINE && give_up < slice)
+            slice = give_up;
+        mp__futex_wait(&L->state, st, slice);
     }
 }
 
@@ -267,6 +322,10 @@ static int valid_launch(uint64_t off)
 _Noreturn void mp__forkserver_serve(int sock)
 {
     mp__set_comm("mp-forkserver");
+    /* Ctrl-C reaches the whole foreground group: the server must not die
+       of it (its children would die of SIGKILL before their own handlers
+       ran). Its children get SIGINT's default back. */
+    mp__sigint_ignored(1);
     int r = mp__new_lifeline(); /* what ties our children to us */
     int sfd = r < 0 ? r : mp__signalfd_chld();
     if (sfd < 0) {
@@ -313,6 +372,7 @@ _Noreturn void mp__forkserver_serve(int sock)
             mp__close(sock);
             mp__close(sfd);
             free(kids);
+            mp__sigint_ignored(0);
             mp__unblock_all_signals();
             mp__child_after_fork();
             mp__child_from_launch(L);

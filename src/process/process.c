@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* self - this process as mp_current_process() shows it. */
 static mp_process self = {.state = MP__P_RUNNING, .is_self = 1, .pidfd = -1};
@@ -23,6 +24,11 @@ static unsigned counter;
    the user freed while running), guarded by children_mu. */
 static mp_process *children;
 static pthread_mutex_t children_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* lifeline_mu - makes one lifeline per process when two threads start
+   their first child at once (a second pipe would orphan the first's
+   children). */
+static pthread_mutex_t lifeline_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* How long daemon children get between SIGTERM and SIGKILL at exit. */
 #define DAEMON_GRACE_S 2.0
@@ -51,6 +57,13 @@ void mp__process_after_fork(void)
     /* The parent's children are not ours; their objects stay readable in
        this copy of memory but every call on them answers MP_ECHILD. */
     pthread_mutex_init(&children_mu, NULL);
+    pthread_mutex_init(&lifeline_mu, NULL);
+    /* Nor are their pidfds: a descriptor kept here would keep them
+       pollable from a process that can never reap them. */
+    for (mp_process *p = children; p != NULL; p = p->next) {
+        mp__close(p->pidfd);
+        p->pidfd = -1;
+    }
     children = NULL;
     counter = 0;
     self.pid = mp__getpid();
@@ -132,11 +145,12 @@ static void list_del(mp_process *p)
 
 static void release(mp_process *p)
 {
-    list_del(p);
-    /* Only the starter owns the block; a fork child that frees its copy
-       of a parent's object must not touch it. */
-    if (p->owner == mp__getpid())
+    /* Only the starter owns the list entry and the launch block; a fork
+       child that frees its copy of a parent's object touches neither. */
+    if (p->owner == mp__getpid()) {
+        list_del(p);
         mp__launch_release(p);
+    }
     mp__close(p->pidfd);
     free(p);
 }
@@ -150,14 +164,15 @@ static void ended(mp_process *p, int code)
     list_del(p);
 }
 
-/* Wait until running child p ends, at most until dl (0: just look).
-   Returns 1 with *code, 0 if still running, or a negative code. Called
-   with p->wait_mu held, which serialises waits on one child only. */
-static int wait_end(mp_process *p, uint64_t dl, int *code)
+/* Wait until running child p ends, at most until dl (0: just look;
+   grace: see mp__fs_wait). Returns 1 with *code, 0 if still running, or
+   a negative code. Called with p->wait_mu held, which serialises waits on
+   one child only. */
+static int wait_end(mp_process *p, uint64_t dl, int grace, int *code)
 {
     int r;
     if (p->method == MP_START_FORKSERVER)
-        return mp__fs_wait(p, dl, code);
+        return mp__fs_wait(p, dl, grace, code);
     if (dl == MP__NO_DEADLINE)
         return mp__pidfd_reap(p->pidfd, 0, code);
     r = mp__pidfd_reap(p->pidfd, 1, code);
@@ -170,12 +185,12 @@ static int wait_end(mp_process *p, uint64_t dl, int *code)
 }
 
 /* wait_end, then record an end; with p->wait_mu held. */
-static int observe(mp_process *p, uint64_t dl)
+static int observe(mp_process *p, uint64_t dl, int grace)
 {
     if (p->state == MP__P_ENDED)
         return 1;
     int code = 0;
-    int r = wait_end(p, dl, &code);
+    int r = wait_end(p, dl, grace, &code);
     if (r == 1) {
         pthread_mutex_lock(&children_mu);
         ended(p, code);
@@ -206,6 +221,19 @@ static int children_autoreaped(void)
     return sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT);
 }
 
+/* The lifeline our children arm: made by the first start after a fork
+   or a boot (the parent's write end is not ours to hold). Returns 0 or
+   the pipe's error. */
+static int ensure_lifeline(void)
+{
+    int r = 0;
+    pthread_mutex_lock(&lifeline_mu);
+    if (mp__g.lifeline_w < 0)
+        r = mp__new_lifeline();
+    pthread_mutex_unlock(&lifeline_mu);
+    return r;
+}
+
 int mp_process_start(mp_process *p)
 {
     if (p == NULL || p->is_self)
@@ -219,7 +247,7 @@ int mp_process_start(mp_process *p)
        exit code could ever be learned. */
     if (children_autoreaped())
         return MP_ECHILD;
-    if (mp__g.lifeline_w < 0 && (r = mp__new_lifeline()) != 0)
+    if ((r = ensure_lifeline()) != 0)
         return r;
     mp_start_method asked = p->method;
     p->method = asked == MP_START_DEFAULT ? mp__g.start : asked;
@@ -262,7 +290,7 @@ int mp_process_join(mp_process *p, double timeout)
     if (p->state == MP__P_ENDED)
         return 0;
     pthread_mutex_lock(&p->wait_mu);
-    r = observe(p, dl);
+    r = observe(p, dl, 1);
     pthread_mutex_unlock(&p->wait_mu);
     if (r == 1)
         return 0;
@@ -277,7 +305,7 @@ static int poll_end(mp_process *p)
         return p->state == MP__P_ENDED;
     if (pthread_mutex_trylock(&p->wait_mu) != 0)
         return 0;
-    int r = observe(p, 0);
+    int r = observe(p, 0, 1);
     pthread_mutex_unlock(&p->wait_mu);
     return r;
 }
@@ -363,6 +391,8 @@ int mp_process_sentinel(const mp_process *p)
         return MP_EINVAL;
     if (p->is_self || p->state == MP__P_NEW)
         return MP_ESTATE;
+    if (p->owner != mp__getpid())
+        return MP_ECHILD;
     return p->pidfd;
 }
 
@@ -411,7 +441,7 @@ int mp_active_children(mp_process **out, size_t cap)
         int code = 0, r = 0;
         /* A child another thread is waiting on counts as running. */
         if (pthread_mutex_trylock(&p->wait_mu) == 0) {
-            r = p->state == MP__P_RUNNING ? wait_end(p, 0, &code) : 1;
+            r = p->state == MP__P_RUNNING ? wait_end(p, 0, 0, &code) : 1;
             if (r == 1 && p->state == MP__P_RUNNING)
                 ended(p, code);
             pthread_mutex_unlock(&p->wait_mu);
@@ -442,6 +472,19 @@ static mp_process *next_to_reap(pid_t me)
     return p;
 }
 
+/* Lock mu, giving up at dl (monotonic). Returns 1 when locked. */
+static int lock_until(pthread_mutex_t *mu, uint64_t dl)
+{
+    if (dl == MP__NO_DEADLINE) {
+        pthread_mutex_lock(mu);
+        return 1;
+    }
+    /* mp__now_ns is CLOCK_MONOTONIC, which clocklock takes as is. */
+    struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000u),
+                          .tv_nsec = (long)(dl % 1000000000u)};
+    return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts) == 0;
+}
+
 void mp__process_at_exit(void)
 {
     pid_t me = mp__getpid();
@@ -455,11 +498,16 @@ void mp__process_at_exit(void)
     while ((p = next_to_reap(me)) != NULL) {
         /* Python joins every child; a daemon that ignores SIGTERM is
            killed after a grace period rather than hanging the exit. */
-        pthread_mutex_lock(&p->wait_mu);
-        int r = observe(p, p->daemon ? grace : MP__NO_DEADLINE);
+        if (!lock_until(&p->wait_mu, p->daemon ? grace : MP__NO_DEADLINE)) {
+            /* Another thread waits on this daemon without end: the
+               grace is spent all the same. */
+            mp__pidfd_signal(p->pidfd, SIGKILL);
+            pthread_mutex_lock(&p->wait_mu);
+        }
+        int r = observe(p, p->daemon ? grace : MP__NO_DEADLINE, 0);
         if (r == 0) {
             mp__pidfd_signal(p->pidfd, SIGKILL);
-            r = observe(p, MP__NO_DEADLINE);
+            r = observe(p, MP__NO_DEADLINE, 0);
         }
         pthread_mutex_unlock(&p->wait_mu);
         pthread_mutex_lock(&children_mu);

@@ -31,6 +31,7 @@ struct mp__launch {
     uint32_t state;               /* futex: MP__L_RECORDED | _RELEASED */
     int32_t code;                 /* exit code recorded by the server */
     uint32_t self_done;           /* 1: the child wrote self_code */
+    uint32_t cancel;              /* 1: the starter gave up: do not run */
     int32_t self_code;            /* status the child is exiting with */
     int32_t parent;               /* pid of the process that started it */
     int32_t daemon;               /* the child's daemon flag */
@@ -96,8 +97,10 @@ int mp__adopt_child(pid_t pid, int *pidfd);
 struct mp__launch *mp__launch_new(mp_process *p, int *err);
 
 /* mp__fs_wait - wait until forkserver child p ends, at most until dl.
-   Returns 1 with *code, 0 on time out, or a negative code. */
-int mp__fs_wait(mp_process *p, uint64_t dl, int *code);
+   With grace, a child that ended (its pidfd says so) gets up to 50 ms
+   more for the server to record its code even past dl. Returns 1 with
+   *code, 0 on time out, or a negative code. */
+int mp__fs_wait(mp_process *p, uint64_t dl, int grace, int *code);
 
 /* mp__launch_release - the starter is done with p's launch block: free it
    now, or leave that to the server if it has not recorded yet. */
@@ -109,6 +112,13 @@ void mp__forkserver_stop(void);
 
 /* mp__forkserver_after_fork - forget the parent's server in a child. */
 void mp__forkserver_after_fork(void);
+
+/* mp__forkserver_before_fork, mp__forkserver_parent_fork - hold the
+   server's lock across a fork, so that no child is made while a server
+   is half started (its socket would leak into the child and keep the
+   server from seeing its starter leave). */
+void mp__forkserver_before_fork(void);
+void mp__forkserver_parent_fork(void);
 
 /* mp__forkserver_serve - the server's loop, in a process booted with role
    's'; exits when the socket closes or the parent dies. */
