@@ -284,7 +284,12 @@ MP_API int mp_lock_release(mp_lock *l);
 /* mp_lock_locked - 1 if some thread holds the lock, 0 if not, MP_EINVAL. */
 MP_API int mp_lock_locked(mp_lock *l);
 
-/* mp_lock_free - free a lock made by mp_lock_new (NULL: no-op). */
+/* mp_lock_free - free a lock (NULL: no-op). One the caller holds is
+   released first. One another thread holds is not freed but left as it
+   is (its memory leaks): that thread's kernel robust list points into
+   it, and reused memory would be corrupted at its exit. The same holds
+   for every free of this section: a Condition's own lock, a Barrier
+   with a thread still waiting. */
 MP_API void mp_lock_free(mp_lock *l);
 
 /* mp_lock_size, mp_lock_init_at - the bytes a lock needs, and a lock
@@ -365,15 +370,18 @@ typedef int (*mp_predicate_fn)(void *arg);
 MP_API int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred,
                                  void *arg, double timeout);
 
-/* mp_condition_notify - wake up to n of the threads waiting now (none is
-   saved for later waiters). Returns 0, MP_EPERM (lock not held),
-   MP_EINVAL (n < 0). */
+/* mp_condition_notify - make up to n waits return, no more than threads
+   wait now (none is saved for later waiters; which ones return is not
+   ordered: wait in a predicate loop). Returns 0, MP_EPERM (lock not
+   held), MP_EINVAL (n < 0). */
 MP_API int mp_condition_notify(mp_condition *c, int n);
 
 /* mp_condition_notify_all - wake every thread waiting now. Returns 0,
    MP_EPERM, MP_EINVAL. */
 MP_API int mp_condition_notify_all(mp_condition *c);
 
+/* mp_condition_free - free c (NULL: no-op; see mp_lock_free for one
+   whose own lock another thread holds). */
 MP_API void mp_condition_free(mp_condition *c);
 MP_API size_t mp_condition_size(void);
 MP_API int mp_condition_init_at(void *mem, size_t size, mp_lock *lock,
@@ -423,16 +431,18 @@ MP_API int mp_barrier_new(mp_barrier **out, unsigned parties,
    arrival index, 0 .. parties-1 (each once per cycle), or MP_EBROKEN
    (the barrier is or became broken: aborted, reset while waiting, its
    action failed, another participant timed out or died while waiting),
-   MP_ETIMEDOUT (this call's timeout expired; the barrier is now broken),
-   MP_EINVAL. */
+      MP_ETIMEDOUT (this call's timeout expired; the barrier is now broken),
+   MP_EINVAL, MP_EDEADLK (called from the barrier's own action). */
 MP_API int mp_barrier_wait(mp_barrier *b, double timeout);
 
 /* mp_barrier_abort - break the barrier: current and future waits return
-   MP_EBROKEN until mp_barrier_reset. Returns 0 or MP_EINVAL. */
+      MP_EBROKEN until mp_barrier_reset. Returns 0, MP_EINVAL, MP_EDEADLK
+   (called from the barrier's own action). */
 MP_API int mp_barrier_abort(mp_barrier *b);
 
 /* mp_barrier_reset - back to the empty, unbroken state; threads waiting
-   now get MP_EBROKEN. Returns 0 or MP_EINVAL. */
+      now get MP_EBROKEN. Returns 0, MP_EINVAL, MP_EDEADLK (called from the
+   barrier's own action). */
 MP_API int mp_barrier_reset(mp_barrier *b);
 
 /* mp_barrier_n_waiting - participants waiting in the current cycle (0
@@ -445,6 +455,8 @@ MP_API int mp_barrier_broken(mp_barrier *b);
 /* mp_barrier_parties - the number of parties, or MP_EINVAL. */
 MP_API int mp_barrier_parties(mp_barrier *b);
 
+/* mp_barrier_free - free b (NULL: no-op); left alone while a thread
+   still waits in it (see mp_lock_free). */
 MP_API void mp_barrier_free(mp_barrier *b);
 MP_API size_t mp_barrier_size(unsigned parties);
 MP_API int mp_barrier_init_at(void *mem, size_t size, unsigned parties,

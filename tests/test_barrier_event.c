@@ -975,6 +975,76 @@ START_TEST(barrier_bad_inputs)
 }
 END_TEST
 
+static mp_barrier *sl_bar;
+
+static int sl_child(void *arg)
+{
+    (void)arg;
+    return mp_barrier_wait(sl_bar, MP_FOREVER) == MP_EBROKEN ? 0 : 1;
+}
+
+static volatile int sl_res = 99;
+
+static void *sl_waiter(void *arg)
+{
+    (void)arg;
+    sl_res = mp_barrier_wait(sl_bar, 10.0);
+    return NULL;
+}
+
+START_TEST(barrier_waiter_without_slot_sees_reset)
+{
+    /* Two parties have four slots. Four waiters of four abandoned cycles
+       keep theirs while stopped: the next waiter goes without one, and a
+       reset must still give it MP_EBROKEN. */
+    ck_assert_int_eq(mp_barrier_new(&sl_bar, 2, NULL), 0);
+    mp_process *p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = mp_test_start(sl_child, NULL, 0, MP_START_FORK);
+        while (mp_barrier_n_waiting(sl_bar) != 1)
+            mp_test_sleep(0.001);
+        mp_test_sleep(0.02); /* asleep in the wait, holding a slot */
+        kill(mp_process_pid(p[i]), SIGSTOP);
+        ck_assert_int_eq(mp_barrier_reset(sl_bar), 0);
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, sl_waiter, NULL);
+    while (mp_barrier_n_waiting(sl_bar) != 1)
+        mp_test_sleep(0.001);
+    ck_assert_int_eq(mp_barrier_reset(sl_bar), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(sl_res, MP_EBROKEN);
+    for (int i = 0; i < 4; i++) {
+        kill(mp_process_pid(p[i]), SIGCONT);
+        ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
+    }
+    mp_barrier_free(sl_bar);
+}
+END_TEST
+
+static mp_barrier *re_bar;
+static volatile int re_abort = 99;
+
+static int re_action(void *arg)
+{
+    (void)arg;
+    re_abort = mp_barrier_abort(re_bar); /* from inside: refused */
+    return 0;
+}
+
+START_TEST(barrier_action_cannot_reenter)
+{
+    mp_barrier_opts o = {.action = re_action};
+    ck_assert_int_eq(mp_barrier_new(&re_bar, 1, &o), 0);
+    ck_assert_int_eq(mp_barrier_wait(re_bar, 5.0), 0);
+    ck_assert_int_eq(re_abort, MP_EDEADLK);
+    ck_assert_int_eq(mp_barrier_broken(re_bar), 0);
+    /* The lock was not let go under the action's feet: usable still. */
+    ck_assert_int_eq(mp_barrier_wait(re_bar, 5.0), 0);
+    mp_barrier_free(re_bar);
+}
+END_TEST
+
 Suite *mp_test_suite(void)
 {
     Suite *s = suite_create("barrier_event");
@@ -1002,5 +1072,7 @@ Suite *mp_test_suite(void)
     mp_test_add(s, barrier_dead_participant_wakes_waiter);
     mp_test_add(s, barrier_action_in_child);
     mp_test_add(s, barrier_bad_inputs);
+    mp_test_add(s, barrier_waiter_without_slot_sees_reset);
+    mp_test_add(s, barrier_action_cannot_reenter);
     return s;
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -915,6 +917,133 @@ START_TEST(free_while_held)
 }
 END_TEST
 
+/* lost_wake - the lock and the times of timed_out_waiter_passes_wakeup. */
+static mp_lock *lw_lock;
+static volatile int lw_w1, lw_w2;
+static volatile double lw_t1, lw_w2_at;
+
+static void *lw_timed(void *arg)
+{
+    (void)arg;
+    /* A coarse timer: the release below reaches it before its own
+       time-out does, and it finds its time up all the same. */
+    prctl(PR_SET_TIMERSLACK, 2000000UL);
+    lw_t1 = mp_test_now();
+    lw_w1 = mp_lock_acquire(lw_lock, 0.1);
+    if (lw_w1 == 0)
+        mp_lock_release(lw_lock);
+    return NULL;
+}
+
+static void *lw_patient(void *arg)
+{
+    (void)arg;
+    lw_w2 = mp_lock_acquire(lw_lock, 10.0);
+    lw_w2_at = mp_test_now();
+    if (lw_w2 == 0)
+        mp_lock_release(lw_lock);
+    return NULL;
+}
+
+START_TEST(timed_out_waiter_passes_wakeup_on)
+{
+    /* W1 (timed) and W2 sleep; the holder lets go just as W1's time runs
+       out (waking W1) and takes the lock back at once, without the
+       waiters bit. W1 times out: the wake-up it took must reach W2 when
+       the holder lets go again. */
+    for (int trial = 0; trial < 5; trial++) {
+        ck_assert_int_eq(mp_lock_new(&lw_lock), 0);
+        lw_w1 = lw_w2 = 99;
+        ck_assert_int_eq(mp_lock_acquire(lw_lock, MP_FOREVER), 0);
+        pthread_t a, b;
+        pthread_create(&a, NULL, lw_timed, NULL);
+        mp_test_sleep(0.02);
+        pthread_create(&b, NULL, lw_patient, NULL);
+        mp_test_sleep(0.02);
+        while (mp_test_now() < lw_t1 + 0.1005)
+            ;
+        mp_lock_release(lw_lock);
+        ck_assert_int_eq(mp_lock_acquire(lw_lock, MP_FOREVER), 0);
+        pthread_join(a, NULL);
+        double rel = mp_test_now();
+        mp_lock_release(lw_lock);
+        pthread_join(b, NULL);
+        ck_assert_int_eq(lw_w2, 0);
+        ck_assert_msg(lw_w2_at - rel < 2.0, "W2 slept %.3f s on a free lock",
+                      lw_w2_at - rel);
+        mp_lock_free(lw_lock);
+    }
+}
+END_TEST
+
+static mp_rlock *rf_lock;
+
+static void *rf_free(void *arg)
+{
+    (void)arg;
+    mp_rlock_free(rf_lock); /* held by the main thread: left alone */
+    return NULL;
+}
+
+static int rf_try;
+
+static void *rf_acquire(void *arg)
+{
+    (void)arg;
+    rf_try = mp_rlock_acquire(rf_lock, 5.0);
+    if (rf_try == 0)
+        mp_rlock_release(rf_lock);
+    return NULL;
+}
+
+START_TEST(rlock_free_by_other_thread_keeps_depth)
+{
+    ck_assert_int_eq(mp_rlock_new(&rf_lock), 0);
+    ck_assert_int_eq(mp_rlock_acquire(rf_lock, MP_FOREVER), 0);
+    ck_assert_int_eq(mp_rlock_acquire(rf_lock, MP_FOREVER), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, rf_free, NULL);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(mp_rlock_release(rf_lock), 0);
+    ck_assert_int_eq(mp_rlock_release(rf_lock), 0);
+    ck_assert_int_eq(mp_rlock_release(rf_lock), MP_EPERM);
+    pthread_create(&t, NULL, rf_acquire, NULL);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(rf_try, 0); /* free again after two releases */
+    mp_rlock_free(rf_lock);
+}
+END_TEST
+
+/* The kernel's robust list head of this thread. */
+struct robust_head_view {
+    void *list;
+    long offset;
+    void *pending;
+};
+
+START_TEST(condition_freed_while_its_lock_held)
+{
+    mp_condition *c;
+    ck_assert_int_eq(mp_condition_new(&c, NULL, NULL), 0);
+    ck_assert_int_eq(mp_condition_acquire(c, MP_FOREVER), 0);
+    uintptr_t lo = (uintptr_t)c, hi = lo + mp_condition_size();
+    mp_condition_free(c); /* `with cond:` ... freed inside */
+    struct robust_head_view *h;
+    size_t len;
+    ck_assert_int_eq(syscall(SYS_get_robust_list, 0, &h, &len), 0);
+    /* The list no longer runs through the freed block. */
+    for (void *n = h->list; n != (void *)h; n = *(void **)n)
+        ck_assert_msg((uintptr_t)n < lo || (uintptr_t)n >= hi,
+                      "robust list still in the freed condition");
+    /* And the memory can serve again without the kernel touching it. */
+    mp_lock *l;
+    ck_assert_int_eq(mp_lock_new(&l), 0);
+    ck_assert_int_eq(mp_lock_acquire(l, MP_FOREVER), 0);
+    ck_assert_int_eq(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+END_TEST
+
 Suite *mp_test_suite(void)
 {
     Suite *s = suite_create("lock");
@@ -942,5 +1071,8 @@ Suite *mp_test_suite(void)
     mp_test_add(s, placed_objects_shared_with_unrelated_process);
     mp_test_add(s, bad_inputs);
     mp_test_add(s, free_while_held);
+    mp_test_add(s, timed_out_waiter_passes_wakeup_on);
+    mp_test_add(s, rlock_free_by_other_thread_keeps_depth);
+    mp_test_add(s, condition_freed_while_its_lock_held);
     return s;
 }

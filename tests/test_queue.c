@@ -7,6 +7,7 @@
 #include "../src/queue/queue_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -780,6 +781,128 @@ START_TEST(killed_at_each_step)
 }
 END_TEST
 
+static int lw_kill_step;
+
+static void lw_hook(int step)
+{
+    if (step == lw_kill_step)
+        raise(SIGKILL);
+}
+
+static mp_queue *lw_q;
+
+static int lw_producer(void *arg)
+{
+    (void)arg;
+    mp_test_sleep(0.2); /* the consumer is asleep by now */
+    mp__queue_fault_hook = lw_hook;
+    mp_queue_put(lw_q, "hello", 5, MP_FOREVER);
+    return 0;
+}
+
+START_TEST(producer_killed_before_its_wakeup)
+{
+    /* Killed after the commit, before waking the sleeping consumer: the
+       message must still reach it, within the sleepers' nap. */
+    const int steps[] = {MP__QP_COMMITTED, MP__QP_UNLOCKED};
+    for (int i = 0; i < 2; i++) {
+        lw_kill_step = steps[i];
+        ck_assert_int_eq(mp_queue_new(&lw_q, NULL), 0);
+        mp_process *p = mp_test_start(lw_producer, NULL, 0, MP_START_FORK);
+        char buf[16];
+        double t0 = mp_test_now();
+        ck_assert_int_eq(mp_queue_get(lw_q, buf, sizeof buf, 10.0), 5);
+        ck_assert_msg(mp_test_now() - t0 < 5.0, "woken late");
+        ck_assert_int_eq(mp_test_finish(p, 30), -SIGKILL);
+        mp_queue_free(lw_q);
+    }
+}
+END_TEST
+
+static __thread int cr_is_producer;
+
+static void cr_hook(int step)
+{
+    if (cr_is_producer && step == MP__QP_LOCKED)
+        mp_test_sleep(0.2); /* a producer descheduled inside its put */
+}
+
+static mp_queue *cr_q;
+static volatile int cr_put = 99;
+
+static void *cr_producer(void *arg)
+{
+    (void)arg;
+    cr_is_producer = 1;
+    cr_put = mp_queue_put(cr_q, "late", 4, MP_FOREVER);
+    return NULL;
+}
+
+START_TEST(put_racing_close_is_never_stranded)
+{
+    ck_assert_int_eq(mp_queue_new(&cr_q, NULL), 0);
+    mp__queue_fault_hook = cr_hook;
+    pthread_t t;
+    pthread_create(&t, NULL, cr_producer, NULL);
+    mp_test_sleep(0.05);
+    ck_assert_int_eq(mp_queue_close(cr_q), 0);
+    char b[8];
+    ssize_t g = mp_queue_get(cr_q, b, sizeof b, 5.0);
+    pthread_join(t, NULL);
+    mp__queue_fault_hook = NULL;
+    /* Either the put came before the close and is delivered, or after
+       it and refused: never accepted and then lost to MP_EOF. */
+    if (cr_put == 0) {
+        ck_assert_int_eq(g, 4);
+        ck_assert_int_eq(mp_queue_get(cr_q, b, sizeof b, 0), MP_EOF);
+    } else {
+        ck_assert_int_eq(cr_put, MP_ECLOSED);
+        ck_assert_int_eq(g, MP_EOF);
+    }
+    ck_assert_int_eq(mp_queue_qsize(cr_q), 0);
+    mp_queue_free(cr_q);
+}
+END_TEST
+
+static mp_queue *sk_q;
+static volatile int sk_put = 99;
+static volatile double sk_took;
+static char sk_big[4096];
+
+static void *sk_producer(void *arg)
+{
+    (void)arg;
+    double t0 = mp_test_now();
+    sk_put = mp_queue_put(sk_q, sk_big, 2040, 5.0);
+    sk_took = mp_test_now() - t0;
+    return NULL;
+}
+
+START_TEST(skipped_wrap_marker_wakes_producer)
+{
+    /* A 4 KiB ring: records of 2048 and 1040 bytes in and out leave the
+       ends at 3088; the next 2048-byte record wraps, leaving a 1008-byte
+       marker. A get that skips the marker and then fails (buffer too
+       small) has made room: the sleeping producer must hear of it. */
+    mp_queue_opts o = {.capacity = 4096};
+    ck_assert_int_eq(mp_queue_new(&sk_q, &o), 0);
+    ck_assert_int_eq(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
+    ck_assert_int_eq(mp_queue_put(sk_q, sk_big, 1032, 0), 0);
+    ck_assert_int_eq(mp_queue_get(sk_q, sk_big, sizeof sk_big, 0), 2040);
+    ck_assert_int_eq(mp_queue_get(sk_q, sk_big, sizeof sk_big, 0), 1032);
+    ck_assert_int_eq(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, sk_producer, NULL);
+    mp_test_sleep(0.3); /* past its spin: asleep for room */
+    char one[1];
+    ck_assert_int_eq(mp_queue_get(sk_q, one, 1, 0), MP_EMSGSIZE);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(sk_put, 0);
+    ck_assert_msg(sk_took < 2.0, "producer woke after %.2f s", sk_took);
+    mp_queue_free(sk_q);
+}
+END_TEST
+
 Suite *mp_test_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -797,5 +920,8 @@ Suite *mp_test_suite(void)
     mp_test_add(s, large_messages_go_by_reference);
     mp_test_add(s, killed_at_random_moments);
     mp_test_add(s, killed_at_each_step);
+    mp_test_add(s, producer_killed_before_its_wakeup);
+    mp_test_add(s, put_racing_close_is_never_stranded);
+    mp_test_add(s, skipped_wrap_marker_wakes_producer);
     return s;
 }

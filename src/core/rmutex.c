@@ -67,16 +67,22 @@ int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
             return MP_EOWNERDEAD;
         }
         /* Spin only for callers that may wait; never once someone
-sleeps (the owner will wake a sleeper, not a spinner). The
-pauses double between looks, so that a holder that re-takes
-the lock at once keeps its cache line for a while instead of
-trading it at every operation. */
+   sleeps (the owner will wake a sleeper, not a spinner). The
+   pauses double between looks, so that a holder that re-takes
+   the lock at once keeps its cache line for a while instead of
+   trading it at every operation. */
         if (spin < MP__SPIN_LIMIT && deadline_ns != 0 &&
             !(v & MP__FUTEX_WAITERS)) {
             mp__spin_pause(spin);
             continue;
         }
         if (deadline_ns == 0 || mp__now_ns() >= deadline_ns) {
+            /* The wake-up we may have taken was meant for one of us
+               sleepers, and the holder (who may have re-taken the lock
+               without the waiters bit) will not send another: pass it
+               on. */
+            if (slept)
+                mp__futex_wake(w, 1);
             r = MP_ETIMEDOUT;
             break;
         }

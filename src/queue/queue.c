@@ -164,6 +164,9 @@ static void qlock(mp__rmutex *m)
     (void)r; /* 0 or MP_EOWNERDEAD: both mean ours now */
 }
 
+/* NAP_NS - the longest a waiter sleeps without looking again. */
+#define NAP_NS 100000000u
+
 /* Spin until *word differs from seen (or the queue is closed) for the
    spin budget, then sleep on the futex seq (raising *sleepers) until dl.
    Returns 1 (look again) or 0 (timed out). */
@@ -200,7 +203,13 @@ static int await_change(mp_queue *q, uint64_t *word, uint64_t seen,
     if (__atomic_load_n(word, __ATOMIC_SEQ_CST) != seen ||
         __atomic_load_n(&q->closed, __ATOMIC_SEQ_CST))
         return 1;
-    return mp__futex_wait(seq, s, dl) == MP_ETIMEDOUT ? 0 : 1;
+    /* A committer killed between its commit and its wake-up (or inside
+       it, after lowering the flag) leaves us unwoken: sleep in naps and
+       look again, raising the flag anew. */
+    uint64_t nap = mp__now_ns() + NAP_NS;
+    if (mp__futex_wait(seq, s, nap < dl ? nap : dl) != MP_ETIMEDOUT)
+        return 1;
+    return nap < dl || __atomic_load_n(word, __ATOMIC_ACQUIRE) != seen;
 }
 
 /* The first pause of a waiting consumer (producer) is 2^lag pauses. A
@@ -248,6 +257,12 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
             return MP_ECLOSED;
         qlock(&q->plock);
         HOOK(MP__QP_LOCKED);
+        /* Again under the lock, which close takes: a put that commits
+           did so before the close, so a get that saw the close sees it. */
+        if (__atomic_load_n(&q->closed, __ATOMIC_SEQ_CST)) {
+            mp__rmutex_unlock(&q->plock);
+            return MP_ECLOSED;
+        }
         uint64_t h = q->head;
         uint64_t pos = POS(h), off = pos & (q->cap - 1);
         uint64_t to_end = q->cap - off;
@@ -305,6 +320,16 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
     }
 }
 
+/* A get leaves the message where it is (code): unlock, and if it skipped
+   a wrap marker on the way, tell the producers of the room it made. */
+static ssize_t give_up(mp_queue *q, int skipped, int code)
+{
+    mp__rmutex_unlock(&q->clock);
+    if (skipped)
+        wake(&q->space_seq, &q->prod_sleep);
+    return code;
+}
+
 /* What a get does with the message it found. */
 enum take_mode { TAKE_BUF, TAKE_ALLOC, TAKE_REF };
 
@@ -342,9 +367,10 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
         uint64_t off = POS(t) & (q->cap - 1);
         struct rec r;
         memcpy(&r, base + off, sizeof r);
-        if (r.kind == K_WRAP) {
+        int skipped = r.kind == K_WRAP;
+        if (skipped) {
             t = PACK(CNT(t), POS(t) + r.len);
-            __atomic_store_n(&q->tail, t, __ATOMIC_RELEASE);
+            __atomic_store_n(&q->tail, t, __ATOMIC_SEQ_CST);
             HOOK(MP__QG_SKIPPED);
             off = 0;
             memcpy(&r, base, sizeof r);
@@ -360,27 +386,21 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
             *need = len;
         void *block = NULL;
         if (mode == TAKE_BUF) {
-            if (len > cap) {
-                mp__rmutex_unlock(&q->clock);
-                return MP_EMSGSIZE;
-            }
+            if (len > cap)
+                return give_up(q, skipped, MP_EMSGSIZE);
             if (len) /* buf may be NULL for an empty message */
                 memcpy(buf, src, len);
         } else if (mode == TAKE_ALLOC) {
             block = malloc(len ? len : 1);
-            if (block == NULL) {
-                mp__rmutex_unlock(&q->clock);
-                return MP_ENOMEM;
-            }
+            if (block == NULL)
+                return give_up(q, skipped, MP_ENOMEM);
             memcpy(block, src, len);
         } else if (r.kind == K_REF) {
             block = (void *)src; /* handed over as it is */
         } else {
             block = mp__arena_alloc(len ? len : 1, 16);
-            if (block == NULL) {
-                mp__rmutex_unlock(&q->clock);
-                return MP_ENOMEM;
-            }
+            if (block == NULL)
+                return give_up(q, skipped, MP_ENOMEM);
             memcpy(block, src, len);
         }
         HOOK(MP__QG_COPIED);
@@ -463,7 +483,12 @@ int mp_queue_qsize(mp_queue *q)
         return MP_EINVAL;
     uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
-    return (int)((CNT(h) - CNT(t)) & CNT_MASK);
+    uint64_t n = (CNT(h) - CNT(t)) & CNT_MASK;
+    /* Read apart, the two may straddle gets and puts: never report more
+       than the queue can hold. */
+    if (q->maxsize && n > q->maxsize)
+        n = q->maxsize;
+    return (int)n;
 }
 
 int mp_queue_empty(mp_queue *q)
@@ -487,7 +512,9 @@ int mp_queue_close(mp_queue *q)
 {
     if (!ok(q))
         return MP_EINVAL;
+    qlock(&q->plock); /* no put is half done */
     __atomic_store_n(&q->closed, 1, __ATOMIC_SEQ_CST);
+    mp__rmutex_unlock(&q->plock);
     __atomic_add_fetch(&q->data_seq, 1, __ATOMIC_SEQ_CST);
     __atomic_add_fetch(&q->space_seq, 1, __ATOMIC_SEQ_CST);
     mp__futex_wake(&q->data_seq, INT_MAX);

@@ -28,6 +28,8 @@ struct mp_barrier {
     uint32_t nslots;
     uint32_t has_action;
     uint32_t pad;
+    uint64_t released;   /* bit c % 64: cycle c ended released, not broken
+                            (for waiters without a slot) */
     double timeout;      /* default timeout; <= 0: none */
     uint64_t action_arg; /* passed to the action as is */
     mp__fnref action;    /* resolved in whichever process runs it */
@@ -111,14 +113,19 @@ int mp_barrier_init_at(void *mem, size_t size, unsigned parties,
 }
 
 /* Take the internal lock; a holder that died leaves the state suspect,
-   so the barrier breaks. */
-static void lock(mp_barrier *b)
+   so the barrier breaks. Returns 0, or MP_EDEADLK when the caller holds
+   it already: it is the barrier's own action calling back. */
+static int lock(mp_barrier *b)
 {
-    if (mp__rmutex_lock(&b->lock, MP__NO_DEADLINE) == MP_EOWNERDEAD) {
+    int r = mp__rmutex_lock(&b->lock, MP__NO_DEADLINE);
+    if (r == MP_EDEADLK)
+        return r;
+    if (r == MP_EOWNERDEAD) {
         b->broken = 1;
         __atomic_add_fetch(&b->futex, 1, __ATOMIC_RELEASE);
         mp__futex_wake(&b->futex, INT_MAX);
     }
+    return 0;
 }
 
 static void unlock(mp_barrier *b)
@@ -194,6 +201,7 @@ static int complete(mp_barrier *b, int idx)
         }
     }
     settle(b, OUT_RELEASED);
+    b->released |= 1ull << (b->cycle % 64);
     b->count = 0;
     b->cycle++;
     wake_all(b);
@@ -210,12 +218,12 @@ static int await_cycle(mp_barrier *b, int slot, int idx, uint32_t cyc,
         unlock(b);
         uint64_t slice = mp__now_ns() + CHECK_NS;
         mp__futex_wait(&b->futex, fw, slice < dl ? slice : dl);
-        lock(b);
+        (void)lock(b); /* let go just above: cannot be ours */
         uint32_t out = slot >= 0 ? b->slots[slot].user[1] : OUT_PENDING;
         if (out != OUT_PENDING)
             return out == OUT_RELEASED ? idx : MP_EBROKEN;
-        if (slot < 0 && b->cycle != cyc) /* no slot: best knowledge */
-            return b->broken ? MP_EBROKEN : idx;
+        if (slot < 0 && b->cycle != cyc) /* no slot: the cycle's record */
+            return (b->released >> (cyc % 64)) & 1 ? idx : MP_EBROKEN;
         if (b->broken)
             return MP_EBROKEN;
         if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl)) {
@@ -237,7 +245,8 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
         timeout = b->timeout > 0 ? b->timeout : MP_FOREVER;
     uint64_t dl;
     mp__deadline(timeout, &dl);
-    lock(b);
+    if (lock(b) != 0)
+        return MP_EDEADLK;
     if (b->broken) {
         unlock(b);
         return MP_EBROKEN;
@@ -266,7 +275,8 @@ int mp_barrier_abort(mp_barrier *b)
 {
     if (!ok(b))
         return MP_EINVAL;
-    lock(b);
+    if (lock(b) != 0)
+        return MP_EDEADLK;
     break_locked(b);
     unlock(b);
     return 0;
@@ -276,10 +286,12 @@ int mp_barrier_reset(mp_barrier *b)
 {
     if (!ok(b))
         return MP_EINVAL;
-    lock(b);
+    if (lock(b) != 0)
+        return MP_EDEADLK;
     /* Waiters of the cycle being abandoned learn it through their slots;
        newcomers start a fresh cycle at once. */
     settle(b, OUT_BROKEN);
+    b->released &= ~(1ull << (b->cycle % 64));
     b->count = 0;
     b->broken = 0;
     b->cycle++;
@@ -309,6 +321,13 @@ int mp_barrier_parties(mp_barrier *b)
 
 void mp_barrier_free(mp_barrier *b)
 {
-    if (ok(b))
-        mp__sync_free(b, &b->magic, b->flags);
+    if (!ok(b))
+        return;
+    /* Waiters hold slots; one still in a wait keeps the memory alive. */
+    if (!mp__sync_may_free(&b->lock))
+        return;
+    for (uint32_t i = 0; i < b->nslots; i++)
+        if (!mp__sync_may_free(&b->slots[i]))
+            return;
+    mp__sync_free(b, &b->magic, b->flags);
 }

@@ -34,6 +34,9 @@ static int ok(const mp_condition *c)
     return c != NULL && c->magic == MP__COND_MAGIC;
 }
 
+/* NAP_NS - the longest a waiter sleeps without looking again. */
+#define NAP_NS 100000000u
+
 static mp__rmutex *mutex_of(mp_condition *c)
 {
     return (mp__rmutex *)((char *)c + c->lock_rel);
@@ -131,7 +134,10 @@ static int wait_until(mp_condition *c, uint64_t dl)
             depth = mp__rlock_release_all((mp_rlock *)m);
         else
             mp__rmutex_unlock(m);
-        int r = mp__futex_wait(&c->futex, fw, dl);
+        /* Naps: a waiter that a notify chose and that died before taking
+   the lock back leaves its wake-up for us to find. */
+        uint64_t nap = mp__now_ns() + NAP_NS;
+        mp__futex_wait(&c->futex, fw, nap < dl ? nap : dl);
         /* Python takes the lock back without a timeout: so do we. */
         if (mp__rmutex_lock(m, MP__NO_DEADLINE) == MP_EOWNERDEAD)
             dead = 1;
@@ -143,8 +149,7 @@ static int wait_until(mp_condition *c, uint64_t dl)
             c->woken++;
             break;
         }
-        if (r == MP_ETIMEDOUT ||
-            (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl))) {
+        if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl)) {
             c->wakeup++;
             c->woken++;
             result = MP_ETIMEDOUT;
@@ -222,6 +227,7 @@ int mp_condition_notify_all(mp_condition *c)
 
 void mp_condition_free(mp_condition *c)
 {
-    if (ok(c))
+    /* Its own lock, when it has one, is freed with it. */
+    if (ok(c) && mp__sync_may_free(&c->own.m))
         mp__sync_free(c, &c->magic, c->flags);
 }

@@ -35,16 +35,12 @@ static int take(mp__rmutex *m, double timeout)
     return mp__rmutex_lock_slow(m, dl);
 }
 
-/* Free a mutex-based object. One held by the caller is released first;
-   one held by another thread is left alone (leaked): its node is in that
-   thread's robust list, which reused memory would corrupt. */
+/* Free a mutex-based object, unless another thread holds it (then it is
+   leaked: see mp__sync_may_free). */
 static void drop(mp__rmutex *m)
 {
-    if (mp__rmutex_held(m))
-        mp__rmutex_unlock(m);
-    else if (__atomic_load_n(&m->word, __ATOMIC_ACQUIRE) & MP__FUTEX_TID_MASK)
-        return;
-    mp__sync_free(m, &m->user[0], m->user[1]);
+    if (mp__sync_may_free(m))
+        mp__sync_free(m, &m->user[0], m->user[1]);
 }
 
 int mp_lock_new(mp_lock **out)
@@ -165,7 +161,10 @@ int mp_rlock_release(mp_rlock *l)
 void mp_rlock_free(mp_rlock *l)
 {
     if (rlock_ok(l)) {
-        MP__L_DEPTH(l) = 0;
+        /* Only the holder's own depth is ours to clear: another holder
+           keeps releasing it as usual (and the lock is left alone). */
+        if (mp__rmutex_held(&l->m))
+            MP__L_DEPTH(l) = 0;
         drop(&l->m);
     }
 }

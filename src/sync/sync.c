@@ -23,6 +23,15 @@ int mp__sync_place(const void *mem, size_t size, size_t need)
     return 0;
 }
 
+int mp__sync_may_free(mp__rmutex *m)
+{
+    if (mp__rmutex_held(m)) {
+        mp__rmutex_unlock(m);
+        return 1;
+    }
+    return !(__atomic_load_n(&m->word, __ATOMIC_ACQUIRE) & MP__FUTEX_TID_MASK);
+}
+
 void mp__sync_free(void *obj, uint32_t *magic, uint32_t flags)
 {
     __atomic_store_n(magic, MP__DEAD_MAGIC, __ATOMIC_RELEASE);

@@ -43,6 +43,12 @@ void *mp__sync_new(size_t size, int *err);
    Returns 0 or MP_EINVAL (NULL, smaller than need, not 8-byte aligned). */
 int mp__sync_place(const void *mem, size_t size, size_t need);
 
+/* mp__sync_may_free - whether memory holding mutex m may be freed: one
+   held by the caller is released first (1); one held by another thread
+   must be left alone (0), for its node is in that thread's robust list,
+   which reused memory would corrupt. */
+int mp__sync_may_free(mp__rmutex *m);
+
 /* mp__sync_free - invalidate *magic and free obj unless placed. */
 void mp__sync_free(void *obj, uint32_t *magic, uint32_t flags);
 
