@@ -481,11 +481,20 @@ int mp_queue_qsize(mp_queue *q)
 {
     if (!ok(q))
         return MP_EINVAL;
-    uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
-    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+    /* A head unchanged around the read of the tail was the head when the
+   tail was read: the count of that instant. Puts in a stream may
+   keep moving it; after a few tries, the count is a snapshot that
+   straddles them, never above what the queue can hold. */
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST), t;
+    for (int i = 0;; i++) {
+        t = __atomic_load_n(&q->tail, __ATOMIC_SEQ_CST);
+        uint64_t h2 = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+        int same = h2 == h;
+        h = h2; /* read after the tail: never behind it */
+        if (same || i == 8)
+            break;
+    }
     uint64_t n = (CNT(h) - CNT(t)) & CNT_MASK;
-    /* Read apart, the two may straddle gets and puts: never report more
-       than the queue can hold. */
     if (q->maxsize && n > q->maxsize)
         n = q->maxsize;
     return (int)n;
