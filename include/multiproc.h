@@ -18,6 +18,8 @@ extern "C" {
 #define MP_API
 #endif
 
+/* MP_VERSION_MAJOR, _MINOR, _PATCH - the version of this header: the one
+   place it is written (the build and mp_version() read it here). */
 #define MP_VERSION_MAJOR 0
 #define MP_VERSION_MINOR 1
 #define MP_VERSION_PATCH 0
@@ -115,6 +117,11 @@ typedef struct mp_config {
    MP_ENOMEM or MP_EEXIST (no address range for the arena), or a code of
    the failing system call. */
 MP_API int mp_init(int *argc, char ***argv, const mp_config *cfg);
+
+/* mp_version - the version of the library linked in, "MAJOR.MINOR.PATCH"
+   (compare with the header's MP_VERSION_*). A static string; never
+   fails. */
+MP_API const char *mp_version(void);
 
 /* mp_cpu_count - the number of CPUs this process may use: the CPUs of its
    affinity mask, capped by the cgroup CPU quota (v2 cpu.max, v1 cfs quota)
