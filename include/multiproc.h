@@ -710,7 +710,8 @@ MP_API int mp_pool_apply(mp_pool *pool, mp_apply_fn fn, const void *arg,
                          size_t len, void **result, size_t *result_len);
 
 /* mp_async_wait - wait until ready, at most timeout seconds. Returns 0
-   (ready), MP_ETIMEDOUT (not yet), MP_EINVAL. */
+   (ready), MP_EBUSY (not ready in time; MP_ETIMEDOUT is a task's outcome
+   here), MP_EINVAL. */
 MP_API int mp_async_wait(mp_async *a, double timeout);
 
 /* mp_async_ready - 1 if ready, 0 if not, MP_EINVAL. */
@@ -810,17 +811,19 @@ MP_API int mp_pool_join(mp_pool *pool, double timeout);
 MP_API void mp_pool_free(mp_pool *pool); /* terminates and reaps if still
                                             running */
 
-/* mp_pool_stats - counters of a pool. */
-typedef struct mp_pool_stats {
+/* mp_pool_stats - counters of a pool, filled by the call of the same
+   name (a struct and its call share a name, as stat(2) does). */
+struct mp_pool_stats {
     size_t processes; /* workers it keeps */
     size_t started;   /* worker processes started, replacements included */
     size_t died;      /* workers that died in a task (or were killed) */
     size_t timed_out; /* tasks killed past task_timeout */
     size_t retired;   /* workers replaced after max_tasks_per_child */
-} mp_pool_stats;
+};
 
-/* mp_pool_stats - fill *st. Returns 0 or MP_EINVAL. */
-MP_API int mp_pool_get_stats(mp_pool *pool, mp_pool_stats *st);
+/* mp_pool_stats - fill *st with the pool's counters. Returns 0 or
+   MP_EINVAL (NULL). */
+MP_API int mp_pool_stats(mp_pool *pool, struct mp_pool_stats *st);
 
 #ifdef __cplusplus
 }

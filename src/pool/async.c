@@ -170,7 +170,7 @@ int mp_async_wait(mp_async *a, double timeout)
     pthread_mutex_lock(&pool->mu);
     int r = mp__async_wait_until(a, dl);
     pthread_mutex_unlock(&pool->mu);
-    return r ? 0 : MP_ETIMEDOUT;
+    return r ? 0 : MP_EBUSY;
 }
 
 int mp_async_ready(mp_async *a)
@@ -198,8 +198,6 @@ int mp_async_successful(mp_async *a)
 int mp_async_get(mp_async *a, void **result, size_t *len, double timeout)
 {
     int r = mp_async_wait(a, timeout);
-    if (r == MP_ETIMEDOUT)
-        return MP_EBUSY;
     if (r != 0)
         return r;
     if (result != NULL) {

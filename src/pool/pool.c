@@ -723,7 +723,7 @@ void mp_pool_free(mp_pool *pool)
     release(pool);
 }
 
-int mp_pool_get_stats(mp_pool *pool, mp_pool_stats *st)
+int mp_pool_stats(mp_pool *pool, struct mp_pool_stats *st)
 {
     if (!pool_ok(pool) || st == NULL)
         return MP_EINVAL;

@@ -208,7 +208,7 @@ struct mp_pool {
     mp_async *handles; /* the user's live handles (to detach) */
     mp_imap *imaps;    /* the user's live iterators (to detach) */
     int robust;        /* kernel robust lists work (life locks) */
-    mp_pool_stats stats;
+    struct mp_pool_stats stats;
     mp_progress_fn progress;
     void *progress_arg;
     double progress_interval;
