@@ -44,6 +44,6 @@ static inline void mp__list_remove(mp__list *list, mp__link *l)
 /* mp__list_entry - the object of type T whose member m is link l (NULL
    for a NULL link). */
 #define mp__list_entry(l, T, m)                                                \
-    ((l) == NULL ? (T *)NULL : (T *)(void *)((char *)(l) - offsetof(T, m)))
+    ((l) == NULL ? (T *)NULL : (T *)(void *)((char *)(l)-offsetof(T, m)))
 
 #endif /* MP_LIST_H */

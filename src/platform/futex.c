@@ -29,17 +29,13 @@ static void reset_after_fork(void)
 
 __attribute__((constructor)) static void futex_register_atfork(void)
 {
-    pthread_atfork(NULL, NULL, reset_after_fork);
+    mp__on_fork(NULL, NULL, reset_after_fork);
 }
 
 int mp__futex_wait(uint32_t *addr, uint32_t val, uint64_t deadline_ns)
 {
-    struct timespec ts, *tsp = NULL;
-    if (deadline_ns != UINT64_MAX) {
-        ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
-        ts.tv_nsec = (long)(deadline_ns % 1000000000u);
-        tsp = &ts;
-    }
+    struct timespec ts = mp__timespec(deadline_ns);
+    struct timespec *tsp = deadline_ns != UINT64_MAX ? &ts : NULL;
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so an
        EINTR retry by the caller needs no recomputation. */
     long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, val, tsp, NULL,
@@ -76,12 +72,8 @@ int mp__futex_waitv(uint32_t *const *addrs, const uint32_t *vals, int n,
         w[i].flags = FUTEX_32; /* shared: the words are in shared memory */
         w[i].__reserved = 0;
     }
-    struct timespec ts, *tsp = NULL;
-    if (deadline_ns != UINT64_MAX) {
-        ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
-        ts.tv_nsec = (long)(deadline_ns % 1000000000u);
-        tsp = &ts;
-    }
+    struct timespec ts = mp__timespec(deadline_ns);
+    struct timespec *tsp = deadline_ns != UINT64_MAX ? &ts : NULL;
     long r = syscall(SYS_futex_waitv, w, (unsigned)n, 0u, tsp, CLOCK_MONOTONIC);
     if (r >= 0 || errno == EAGAIN)
         return 0;

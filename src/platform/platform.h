@@ -3,10 +3,12 @@
 #ifndef MP_PLATFORM_H
 #define MP_PLATFORM_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* All functions return >= 0 on success or a negative errno (an MP_E*
    code) on failure, unless their comment says otherwise. EINTR is retried
@@ -21,6 +23,34 @@ uint64_t mp__now_ns(void);
 
 /* mp__sleep_ns - sleep at least ns nanoseconds (EINTR resumed). */
 void mp__sleep_ns(uint64_t ns);
+
+/* mp__timespec - ns nanoseconds (a duration, or a CLOCK_MONOTONIC time)
+   as the struct timespec the kernel takes. */
+static inline struct timespec mp__timespec(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    return ts;
+}
+
+/* mp__mutex_lock_until - lock a process-private mutex, giving up at the
+   CLOCK_MONOTONIC time deadline_ns (UINT64_MAX: never). Returns 1 when
+   locked, 0 when the deadline passed first. */
+int mp__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline_ns);
+
+/* ---- process-wide hooks ------------------------------------------------
+ */
+
+/* mp__on_fork - the one way a module hooks fork(): prepare runs in the
+   forking thread before it, parent and child after it (any may be NULL).
+   Hooks added later prepare first and run later in parent and child
+   (pthread_atfork's order). Returns 0 or MP_ENOMEM. */
+int mp__on_fork(void (*prepare)(void), void (*parent)(void),
+                void (*child)(void));
+
+/* mp__on_exit - run fn at the normal exit of the process (exit() or a
+   return from main), as atexit. Returns 0 or MP_ENOMEM. */
+int mp__on_exit(void (*fn)(void));
 
 /* mp__cpu_relax - a spin-wait hint to the CPU (x86 pause). */
 static inline void mp__cpu_relax(void)

@@ -109,8 +109,7 @@ static int poll_until(struct pollfd *p, nfds_t n, uint64_t deadline_ns)
         if (deadline_ns != UINT64_MAX) {
             now = mp__now_ns();
             uint64_t left = now >= deadline_ns ? 0 : deadline_ns - now;
-            ts.tv_sec = (time_t)(left / 1000000000u);
-            ts.tv_nsec = (long)(left % 1000000000u);
+            ts = mp__timespec(left);
             tsp = &ts;
         }
         int r = ppoll(p, n, tsp, NULL);

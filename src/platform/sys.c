@@ -1,5 +1,5 @@
-/* sys.c - clocks, CPU affinity and reading small files of /proc and
-   /sys. */
+/* sys.c - clocks, timed mutex locks, fork and exit hooks, CPU affinity
+   and reading small files of /proc and /sys. */
 #include "platform.h"
 
 #include <errno.h>
@@ -19,10 +19,31 @@ uint64_t mp__now_ns(void)
 
 void mp__sleep_ns(uint64_t ns)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                          .tv_nsec = (long)(ns % 1000000000u)};
+    struct timespec ts = mp__timespec(ns);
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+int mp__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline_ns)
+{
+    if (deadline_ns == UINT64_MAX) {
+        pthread_mutex_lock(mu);
+        return 1;
+    }
+    /* mp__now_ns is CLOCK_MONOTONIC, which clocklock takes as is. */
+    struct timespec ts = mp__timespec(deadline_ns);
+    return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts) == 0;
+}
+
+int mp__on_fork(void (*prepare)(void), void (*parent)(void),
+                void (*child)(void))
+{
+    return pthread_atfork(prepare, parent, child) == 0 ? 0 : -ENOMEM;
+}
+
+int mp__on_exit(void (*fn)(void))
+{
+    return atexit(fn) == 0 ? 0 : -ENOMEM;
 }
 
 int mp__affinity_cpus(void)

@@ -22,7 +22,13 @@ static unsigned counter;
 
 /* children - started, not yet reaped children of this process (and those
    the user freed while running), guarded by children_mu. */
-static mp_process *children;
+static mp__list children;
+
+/* child_of - the process whose children-list link is l (NULL for NULL). */
+static mp_process *child_of(mp__link *l)
+{
+    return mp__list_entry(l, mp_process, link);
+}
 static pthread_mutex_t children_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* lifeline_mu - makes one lifeline per process when two threads start
@@ -60,11 +66,12 @@ void mp__process_after_fork(void)
     pthread_mutex_init(&lifeline_mu, NULL);
     /* Nor are their pidfds: a descriptor kept here would keep them
        pollable from a process that can never reap them. */
-    for (mp_process *p = children; p != NULL; p = p->next) {
+    for (mp__link *l = children.first; l != NULL; l = l->next) {
+        mp_process *p = child_of(l);
         mp__close(p->pidfd);
         p->pidfd = -1;
     }
-    children = NULL;
+    children.first = NULL;
     counter = 0;
     self.pid = mp__getpid();
     mp__forkserver_after_fork();
@@ -121,11 +128,7 @@ int mp_process_new(mp_process **out, mp_target_fn fn, void *arg,
 
 static void list_add(mp_process *p)
 {
-    p->prev = NULL;
-    p->next = children;
-    if (children != NULL)
-        children->prev = p;
-    children = p;
+    mp__list_push(&children, &p->link);
     p->registered = 1;
 }
 
@@ -133,13 +136,7 @@ static void list_del(mp_process *p)
 {
     if (!p->registered)
         return;
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        children = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
-    p->next = p->prev = NULL;
+    mp__list_remove(&children, &p->link);
     p->registered = 0;
 }
 
@@ -435,9 +432,9 @@ int mp_active_children(mp_process **out, size_t cap)
         return MP_EINVAL;
     size_t n = 0;
     pthread_mutex_lock(&children_mu);
-    mp_process *p = children;
+    mp_process *p = child_of(children.first);
     while (p != NULL) {
-        mp_process *next = p->next;
+        mp_process *next = child_of(p->link.next);
         int code = 0, r = 0;
         /* A child another thread is waiting on counts as running. */
         if (pthread_mutex_trylock(&p->wait_mu) == 0) {
@@ -464,41 +461,31 @@ int mp_active_children(mp_process **out, size_t cap)
 static mp_process *next_to_reap(pid_t me)
 {
     pthread_mutex_lock(&children_mu);
-    while (children != NULL &&
-           (children->owner != me || children->state != MP__P_RUNNING))
-        list_del(children);
-    mp_process *p = children;
+    mp_process *p;
+    while ((p = child_of(children.first)) != NULL &&
+           (p->owner != me || p->state != MP__P_RUNNING))
+        list_del(p);
     pthread_mutex_unlock(&children_mu);
     return p;
-}
-
-/* Lock mu, giving up at dl (monotonic). Returns 1 when locked. */
-static int lock_until(pthread_mutex_t *mu, uint64_t dl)
-{
-    if (dl == MP__NO_DEADLINE) {
-        pthread_mutex_lock(mu);
-        return 1;
-    }
-    /* mp__now_ns is CLOCK_MONOTONIC, which clocklock takes as is. */
-    struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000u),
-                          .tv_nsec = (long)(dl % 1000000000u)};
-    return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &ts) == 0;
 }
 
 void mp__process_at_exit(void)
 {
     pid_t me = mp__getpid();
     pthread_mutex_lock(&children_mu);
-    for (mp_process *p = children; p != NULL; p = p->next)
+    for (mp__link *l = children.first; l != NULL; l = l->next) {
+        mp_process *p = child_of(l);
         if (p->daemon && p->owner == me && p->state == MP__P_RUNNING)
             mp__pidfd_signal(p->pidfd, SIGTERM);
+    }
     pthread_mutex_unlock(&children_mu);
     uint64_t grace = mp__now_ns() + (uint64_t)(DAEMON_GRACE_S * 1e9);
     mp_process *p;
     while ((p = next_to_reap(me)) != NULL) {
         /* Python joins every child; a daemon that ignores SIGTERM is
            killed after a grace period rather than hanging the exit. */
-        if (!lock_until(&p->wait_mu, p->daemon ? grace : MP__NO_DEADLINE)) {
+        if (!mp__mutex_lock_until(&p->wait_mu,
+                                  p->daemon ? grace : MP__NO_DEADLINE)) {
             /* Another thread waits on this daemon without end: the
                grace is spent all the same. */
             mp__pidfd_signal(p->pidfd, SIGKILL);

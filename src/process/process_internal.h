@@ -5,6 +5,7 @@
 #define MP_PROCESS_INTERNAL_H
 
 #include "../core/core.h"
+#include "../core/list.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -69,8 +70,7 @@ struct mp_process {
     struct mp__launch *launch; /* arena block (spawn, forkserver) */
     pthread_mutex_t wait_mu;   /* serialises waits on this child */
     unsigned fs_gen;           /* the forkserver that started it */
-    struct mp_process *next;   /* children list links */
-    struct mp_process *prev;
+    mp__link link;             /* on this process's children list */
     char name[MP__NAME_MAX + 1];
     char identity[MP__IDENT_MAX];
 };

@@ -2,6 +2,7 @@
    arena between producers (serialised by one robust lock) and consumers
    (by another), committed with single 64-bit stores. */
 #include "../core/core.h"
+#include "../core/wake.h"
 #include "../platform/platform.h"
 #include "queue_internal.h"
 
@@ -164,9 +165,6 @@ static void qlock(mp__rmutex *m)
     (void)r; /* 0 or MP_EOWNERDEAD: both mean ours now */
 }
 
-/* NAP_NS - the longest a waiter sleeps without looking again. */
-#define NAP_NS 100000000u
-
 /* Spin until *word differs from seen (or the queue is closed) for the
    spin budget, then sleep on the futex seq (raising *sleepers) until dl.
    Returns 1 (look again) or 0 (timed out). */
@@ -206,10 +204,10 @@ static int await_change(mp_queue *q, uint64_t *word, uint64_t seen,
     /* A committer killed between its commit and its wake-up (or inside
        it, after lowering the flag) leaves us unwoken: sleep in naps and
        look again, raising the flag anew. */
-    uint64_t nap = mp__now_ns() + NAP_NS;
-    if (mp__futex_wait(seq, s, nap < dl ? nap : dl) != MP_ETIMEDOUT)
+    uint64_t until = mp__nap_until(dl);
+    if (mp__futex_wait(seq, s, until) != MP_ETIMEDOUT)
         return 1;
-    return nap < dl || __atomic_load_n(word, __ATOMIC_ACQUIRE) != seen;
+    return until < dl || __atomic_load_n(word, __ATOMIC_ACQUIRE) != seen;
 }
 
 /* The first pause of a waiting consumer (producer) is 2^lag pauses. A
@@ -225,18 +223,6 @@ static void adapt(int *lag, int plenty)
         (*lag)++;
     else if (!plenty && *lag > 0)
         (*lag)--;
-}
-
-/* After a commit (sequentially consistent): if someone may sleep, the
-   first committer to see the flag lowers it and wakes them all, so a
-   stream of commits makes one system call per sleep, not one each. */
-static void wake(uint32_t *seq, uint32_t *flag)
-{
-    if (__atomic_load_n(flag, __ATOMIC_SEQ_CST) != 0 &&
-        __atomic_exchange_n(flag, 0, __ATOMIC_SEQ_CST) != 0) {
-        __atomic_add_fetch(seq, 1, __ATOMIC_SEQ_CST);
-        mp__futex_wake(seq, INT_MAX);
-    }
 }
 
 /* The bytes a record with a payload of len takes. */
@@ -315,7 +301,7 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         HOOK(MP__QP_COMMITTED);
         mp__rmutex_unlock(&q->plock);
         HOOK(MP__QP_UNLOCKED);
-        wake(&q->data_seq, &q->cons_sleep);
+        mp__wake_sleepers(&q->data_seq, &q->cons_sleep);
         return 0;
     }
 }
@@ -326,7 +312,7 @@ static ssize_t give_up(mp_queue *q, int skipped, int code)
 {
     mp__rmutex_unlock(&q->clock);
     if (skipped)
-        wake(&q->space_seq, &q->prod_sleep);
+        mp__wake_sleepers(&q->space_seq, &q->prod_sleep);
     return code;
 }
 
@@ -411,7 +397,7 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
         HOOK(MP__QG_UNLOCKED);
         if (r.kind == K_REF && mode != TAKE_REF)
             mp_shared_free((void *)src);
-        wake(&q->space_seq, &q->prod_sleep);
+        mp__wake_sleepers(&q->space_seq, &q->prod_sleep);
         if (out != NULL)
             *out = block;
         return (ssize_t)len;
@@ -524,10 +510,8 @@ int mp_queue_close(mp_queue *q)
     qlock(&q->plock); /* no put is half done */
     __atomic_store_n(&q->closed, 1, __ATOMIC_SEQ_CST);
     mp__rmutex_unlock(&q->plock);
-    __atomic_add_fetch(&q->data_seq, 1, __ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&q->space_seq, 1, __ATOMIC_SEQ_CST);
-    mp__futex_wake(&q->data_seq, INT_MAX);
-    mp__futex_wake(&q->space_seq, INT_MAX);
+    mp__wake_all(&q->data_seq);
+    mp__wake_all(&q->space_seq);
     return 0;
 }
 

@@ -7,9 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-/* How often a sleeping waiter looks for dead participants. */
-#define CHECK_NS 100000000u
-
 /* Slot outcomes (user[1]); user[0] is the slot's cycle + 1. */
 #define OUT_PENDING  0u
 #define OUT_RELEASED 1u
@@ -122,8 +119,7 @@ static int lock(mp_barrier *b)
         return r;
     if (r == MP_EOWNERDEAD) {
         b->broken = 1;
-        __atomic_add_fetch(&b->futex, 1, __ATOMIC_RELEASE);
-        mp__futex_wake(&b->futex, INT_MAX);
+        mp__wake_all(&b->futex);
     }
     return 0;
 }
@@ -136,8 +132,7 @@ static void unlock(mp_barrier *b)
 /* Wake everyone; with the lock held. */
 static void wake_all(mp_barrier *b)
 {
-    __atomic_add_fetch(&b->futex, 1, __ATOMIC_RELEASE);
-    mp__futex_wake(&b->futex, INT_MAX);
+    mp__wake_all(&b->futex);
 }
 
 /* Give the waiters of the current cycle their outcome. */
@@ -216,8 +211,7 @@ static int await_cycle(mp_barrier *b, int slot, int idx, uint32_t cyc,
     for (;;) {
         uint32_t fw = __atomic_load_n(&b->futex, __ATOMIC_RELAXED);
         unlock(b);
-        uint64_t slice = mp__now_ns() + CHECK_NS;
-        mp__futex_wait(&b->futex, fw, slice < dl ? slice : dl);
+        mp__futex_wait(&b->futex, fw, mp__nap_until(dl));
         (void)lock(b); /* let go just above: cannot be ours */
         uint32_t out = slot >= 0 ? b->slots[slot].user[1] : OUT_PENDING;
         if (out != OUT_PENDING)

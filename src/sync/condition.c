@@ -34,9 +34,6 @@ static int ok(const mp_condition *c)
     return c != NULL && c->magic == MP__COND_MAGIC;
 }
 
-/* NAP_NS - the longest a waiter sleeps without looking again. */
-#define NAP_NS 100000000u
-
 static mp__rmutex *mutex_of(mp_condition *c)
 {
     return (mp__rmutex *)((char *)c + c->lock_rel);
@@ -136,8 +133,7 @@ static int wait_until(mp_condition *c, uint64_t dl)
             mp__rmutex_unlock(m);
         /* Naps: a waiter that a notify chose and that died before taking
    the lock back leaves its wake-up for us to find. */
-        uint64_t nap = mp__now_ns() + NAP_NS;
-        mp__futex_wait(&c->futex, fw, nap < dl ? nap : dl);
+        mp__futex_wait(&c->futex, fw, mp__nap_until(dl));
         /* Python takes the lock back without a timeout: so do we. */
         if (mp__rmutex_lock(m, MP__NO_DEADLINE) == MP_EOWNERDEAD)
             dead = 1;

@@ -4,6 +4,7 @@
 #define MP_SYNC_INTERNAL_H
 
 #include "../core/core.h"
+#include "../core/wake.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,37 +1,12 @@
-/* init.c - mp_init: the library state of this process, the family arena,
-   the lifeline, and the exit and fork handlers. */
-#include "core.h"
+/* init.c - mp_init, the library's entry: the start method, the family
+   arena, the lifeline, the boot of spawned children, and the process
+   module's exit and fork hooks. */
+#include "process_internal.h"
 
 #include "../platform/platform.h"
-#include "../process/process_internal.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct mp__state mp__g = {
-    .arena_fd = -1,
-    .lifeline_r = -1,
-    .lifeline_w = -1,
-};
-
-int mp__require_init(void)
-{
-    return mp__g.initialized ? 0 : MP_ENOINIT;
-}
-
-int mp__new_lifeline(void)
-{
-    int fds[2];
-    int r = mp__pipe(fds);
-    if (r != 0)
-        return r;
-    mp__close(mp__g.lifeline_r);
-    mp__close(mp__g.lifeline_w);
-    mp__g.lifeline_r = fds[0];
-    mp__g.lifeline_w = fds[1];
-    return 0;
-}
 
 static void at_exit(void)
 {
@@ -65,8 +40,8 @@ void mp__register_handlers(void)
     if (done)
         return;
     done = 1;
-    atexit(at_exit);
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    mp__on_exit(at_exit);
+    mp__on_fork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 static int parse_method(const char *s, mp_start_method *m)
