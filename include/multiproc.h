@@ -169,28 +169,26 @@ MP_API int mp_process_start(mp_process *p);
    timeout seconds. Returns 0, MP_ETIMEDOUT, MP_EINVAL (NULL, NaN timeout),
    MP_ESTATE (not started), MP_EDEADLK (p is the current process),
    MP_ECHILD (p was started by another process). */
-MP_API int mp_process_join(mp_process *p,
-                           double timeout); /* 0 or MP_ETIMEDOUT */
+MP_API int mp_process_join(mp_process *p, double timeout);
 
 /* mp_process_is_alive - 1 while started and not ended, else 0 (also before
    start); MP_EINVAL for NULL. Reaps an ended child. */
-MP_API int mp_process_is_alive(mp_process *p); /* 1, 0 or MP_E* */
+MP_API int mp_process_is_alive(mp_process *p);
 
 /* mp_process_terminate - send SIGTERM. A child that already ended is not
    an error (0). Returns 0, MP_EINVAL (NULL or the current process),
    MP_ESTATE (not started), MP_ECHILD (started by another process). */
-MP_API int mp_process_terminate(mp_process *p); /* SIGTERM */
+MP_API int mp_process_terminate(mp_process *p);
 
 /* mp_process_kill - send SIGKILL; the codes of mp_process_terminate. */
-MP_API int mp_process_kill(mp_process *p); /* SIGKILL */
+MP_API int mp_process_kill(mp_process *p);
 
 /* mp_process_exitcode - the exit code once the child ended: its exit
       status, or -signal when a signal ended it (like Python). Returns 0 with
    *code set, MP_EBUSY (still running, or the current process),
    MP_ESTATE (not started), MP_EINVAL (NULL), MP_ECHILD (running and
    started by another process). A finished child is reaped by this call. */
-MP_API int mp_process_exitcode(const mp_process *p, int *code);
-/* 0 and *code = status or -signal; MP_EBUSY if running */
+MP_API int mp_process_exitcode(mp_process *p, int *code);
 
 /* mp_process_pid - the child's pid once started (this process's pid for
    mp_current_process()); 0 before start; MP_EINVAL for NULL. */
@@ -247,8 +245,7 @@ MP_API int mp_active_children(mp_process **out, size_t cap);
    plain bytes. NULL when size is 0, before mp_init, or when the arena is
    exhausted. Safe from any process and thread; a process killed inside
    the allocator does not wedge or corrupt it for the others. */
-MP_API void *
-mp_shared_alloc(size_t size); /* family arena; NULL when exhausted */
+MP_API void *mp_shared_alloc(size_t size);
 
 /* mp_shared_free - return memory from mp_shared_alloc, from any process of
    the family. NULL, pointers not from the arena and double frees are
@@ -302,7 +299,7 @@ MP_API void mp_lock_free(mp_lock *l);
 /* mp_lock_size, mp_lock_init_at - the bytes a lock needs, and a lock
    placed in mem. Returns 0, MP_EINVAL (NULL, too small, misaligned). */
 MP_API size_t mp_lock_size(void);
-MP_API int mp_lock_init_at(void *mem, size_t size, mp_lock **out);
+MP_API int mp_lock_init_at(mp_lock **out, void *mem, size_t size);
 
 /* mp_rlock - a recursive lock: its owner may acquire it again; it is
    free once released as many times as acquired. */
@@ -318,7 +315,7 @@ MP_API int mp_rlock_acquire(mp_rlock *l, double timeout);
 MP_API int mp_rlock_release(mp_rlock *l);
 MP_API void mp_rlock_free(mp_rlock *l);
 MP_API size_t mp_rlock_size(void);
-MP_API int mp_rlock_init_at(void *mem, size_t size, mp_rlock **out);
+MP_API int mp_rlock_init_at(mp_rlock **out, void *mem, size_t size);
 
 /* mp_semaphore - a counter; acquire waits while it is 0. */
 typedef struct mp_semaphore mp_semaphore;
@@ -343,8 +340,8 @@ MP_API int mp_semaphore_value(mp_semaphore *s);
 
 MP_API void mp_semaphore_free(mp_semaphore *s);
 MP_API size_t mp_semaphore_size(void);
-MP_API int mp_semaphore_init_at(void *mem, size_t size, unsigned value,
-                                unsigned bound, mp_semaphore **out);
+MP_API int mp_semaphore_init_at(mp_semaphore **out, void *mem, size_t size,
+                                unsigned value, unsigned bound);
 
 /* mp_condition - waiting for a state guarded by a lock to change. */
 typedef struct mp_condition mp_condition;
@@ -391,8 +388,8 @@ MP_API int mp_condition_notify_all(mp_condition *c);
    whose own lock another thread holds). */
 MP_API void mp_condition_free(mp_condition *c);
 MP_API size_t mp_condition_size(void);
-MP_API int mp_condition_init_at(void *mem, size_t size, mp_lock *lock,
-                                mp_rlock *rlock, mp_condition **out);
+MP_API int mp_condition_init_at(mp_condition **out, void *mem, size_t size,
+                                mp_lock *lock, mp_rlock *rlock);
 
 /* mp_event - a flag that threads can wait to be set. */
 typedef struct mp_event mp_event;
@@ -412,7 +409,7 @@ MP_API int mp_event_wait(mp_event *e, double timeout);
 
 MP_API void mp_event_free(mp_event *e);
 MP_API size_t mp_event_size(void);
-MP_API int mp_event_init_at(void *mem, size_t size, mp_event **out);
+MP_API int mp_event_init_at(mp_event **out, void *mem, size_t size);
 
 /* mp_barrier - parties threads wait for each other, cycle after cycle. */
 typedef struct mp_barrier mp_barrier;
@@ -424,8 +421,8 @@ typedef struct mp_barrier_opts {
                                  breaks the barrier. Any function, as for
                                  process targets: resolved per process. */
     void *action_arg;         /* passed as is (arena memory or NULL) */
-    double timeout;           /* default for waits given a negative
-                                 timeout; <= 0: none (wait forever) */
+    double timeout;           /* the timeout of mp_barrier_wait_default;
+                                 <= 0: none (wait forever) */
 } mp_barrier_opts;
 
 /* mp_barrier_new - a barrier for parties participants (>= 1). Returns 0,
@@ -433,14 +430,19 @@ typedef struct mp_barrier_opts {
 MP_API int mp_barrier_new(mp_barrier **out, unsigned parties,
                           const mp_barrier_opts *opts);
 
-/* mp_barrier_wait - arrive and wait for the other parties. A negative
-   timeout means the barrier's default (Python's None). Returns the
+/* mp_barrier_wait - arrive and wait for the other parties, at most
+   timeout seconds (negative: forever, as everywhere). Returns the
    arrival index, 0 .. parties-1 (each once per cycle), or MP_EBROKEN
    (the barrier is or became broken: aborted, reset while waiting, its
    action failed, another participant timed out or died while waiting),
       MP_ETIMEDOUT (this call's timeout expired; the barrier is now broken),
    MP_EINVAL, MP_EDEADLK (called from the barrier's own action). */
 MP_API int mp_barrier_wait(mp_barrier *b, double timeout);
+
+/* mp_barrier_wait_default - mp_barrier_wait with the barrier's own
+   timeout (opts.timeout; forever when it had none): Python's b.wait().
+   The codes of mp_barrier_wait. */
+MP_API int mp_barrier_wait_default(mp_barrier *b);
 
 /* mp_barrier_abort - break the barrier: current and future waits return
       MP_EBROKEN until mp_barrier_reset. Returns 0, MP_EINVAL, MP_EDEADLK
@@ -466,8 +468,8 @@ MP_API int mp_barrier_parties(mp_barrier *b);
    still waits in it (see mp_lock_free). */
 MP_API void mp_barrier_free(mp_barrier *b);
 MP_API size_t mp_barrier_size(unsigned parties);
-MP_API int mp_barrier_init_at(void *mem, size_t size, unsigned parties,
-                              const mp_barrier_opts *opts, mp_barrier **out);
+MP_API int mp_barrier_init_at(mp_barrier **out, void *mem, size_t size,
+                              unsigned parties, const mp_barrier_opts *opts);
 
 /* ------------------------------------------------------------------------
    Queues: Queue, JoinableQueue and SimpleQueue in one type. A ring in the
@@ -501,14 +503,13 @@ MP_API int mp_queue_new(mp_queue **out, const mp_queue_opts *opts);
    room in time), MP_ECLOSED, MP_ENOMEM (arena full, for a large message),
    MP_EINVAL (NULL q, NULL data with len > 0, NaN timeout). */
 MP_API int mp_queue_put(mp_queue *q, const void *data, size_t len,
-                        double timeout); /* 0, MP_EFULL, MP_ECLOSED */
+                        double timeout);
 
 /* mp_queue_get - take the oldest message into buf (cap bytes), waiting at
    most timeout seconds for one. Returns its length, MP_EEMPTY (none in
    time), MP_EMSGSIZE (longer than cap: it stays queued; mp_queue_get_ex
    says its length), MP_EOF (closed and drained), MP_EINVAL. */
 MP_API ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout);
-/* length, MP_EEMPTY, MP_EMSGSIZE (message stays), MP_EOF */
 
 /* mp_queue_get_ex - mp_queue_get that also stores the message's length in
  *need (when not NULL), in particular with MP_EMSGSIZE. */
@@ -630,8 +631,7 @@ typedef struct mp_pool mp_pool;
 
 /* mp_map_fn - a map function: read one item at in, write one result at
    out. 0: success; any other value is the item's error. */
-typedef int (*mp_map_fn)(const void *in, void *out); /* 0: ok; else the
-                                                        item's error */
+typedef int (*mp_map_fn)(const void *in, void *out);
 
 /* mp_pool_opts - options of mp_pool_new; zero or NULL: defaults. */
 typedef struct mp_pool_opts {
@@ -808,8 +808,7 @@ MP_API int mp_pool_join(mp_pool *pool, double timeout);
 
 /* mp_pool_free - terminate if still running, reap, release (NULL:
    no-op). */
-MP_API void mp_pool_free(mp_pool *pool); /* terminates and reaps if still
-                                            running */
+MP_API void mp_pool_free(mp_pool *pool);
 
 /* mp_pool_stats - counters of a pool, filled by the call of the same
    name (a struct and its call share a name, as stat(2) does). */

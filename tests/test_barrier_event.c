@@ -164,12 +164,12 @@ START_TEST(semaphore_bad_inputs)
     _Alignas(16) unsigned char buf[256];
     ck_assert_uint_gt(need, 0);
     ck_assert_uint_le(need + 1, sizeof buf);
-    ck_assert_int_eq(mp_semaphore_init_at(buf + 1, need, 1, 0, &s), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(buf, need - 1, 1, 0, &s), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(NULL, need, 1, 0, &s), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(buf, need, 1, 0, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(buf, need, 3, 2, &s), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(buf, need, 1, 2, &s), 0);
+    ck_assert_int_eq(mp_semaphore_init_at(&s, buf + 1, need, 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_semaphore_init_at(&s, buf, need - 1, 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_semaphore_init_at(&s, NULL, need, 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_semaphore_init_at(NULL, buf, need, 1, 0), MP_EINVAL);
+    ck_assert_int_eq(mp_semaphore_init_at(&s, buf, need, 3, 2), MP_EINVAL);
+    ck_assert_int_eq(mp_semaphore_init_at(&s, buf, need, 1, 2), 0);
     ck_assert_ptr_eq(s, (void *)buf);
     ck_assert_int_eq(mp_semaphore_acquire(s, 0), 0);
     ck_assert_int_eq(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
@@ -364,11 +364,11 @@ START_TEST(event_bad_inputs)
     _Alignas(16) unsigned char buf[256];
     ck_assert_uint_gt(need, 0);
     ck_assert_uint_le(need + 1, sizeof buf);
-    ck_assert_int_eq(mp_event_init_at(buf + 4, need, &e), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(buf, need - 1, &e), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(NULL, need, &e), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(buf, need, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(buf, need, &e), 0);
+    ck_assert_int_eq(mp_event_init_at(&e, buf + 4, need), MP_EINVAL);
+    ck_assert_int_eq(mp_event_init_at(&e, buf, need - 1), MP_EINVAL);
+    ck_assert_int_eq(mp_event_init_at(&e, NULL, need), MP_EINVAL);
+    ck_assert_int_eq(mp_event_init_at(NULL, buf, need), MP_EINVAL);
+    ck_assert_int_eq(mp_event_init_at(&e, buf, need), 0);
     ck_assert_ptr_eq(e, (void *)buf);
     ck_assert_int_eq(mp_event_is_set(e), 0);
     ck_assert_int_eq(mp_event_set(e), 0);
@@ -715,7 +715,7 @@ static int p_default_timeout(void *arg)
         return give_up(c);
     if (i == N / 2)
         mp_test_sleep(1.0);
-    count_failure(c, mp_barrier_wait(c->b, MP_FOREVER));
+    count_failure(c, mp_barrier_wait_default(c->b));
     return 0;
 }
 
@@ -957,15 +957,15 @@ START_TEST(barrier_bad_inputs)
     ck_assert_uint_ge(mp_barrier_size(3), need);
     unsigned char *mem = malloc(need + 16);
     ck_assert_ptr_nonnull(mem);
-    ck_assert_int_eq(mp_barrier_init_at(mem, need - 1, 2, NULL, &b), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(mem + 4, need, 2, NULL, &b), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(NULL, need, 2, NULL, &b), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(mem, need, 0, NULL, &b), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(mem, need, 2, NULL, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(mem, need, 2, &nan_timeout, &b),
+    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need - 1, 2, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_barrier_init_at(&b, mem + 4, need, 2, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_barrier_init_at(&b, NULL, need, 2, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need, 0, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_barrier_init_at(NULL, mem, need, 2, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need, 2, &nan_timeout),
                      MP_EINVAL);
     /* A placed barrier works like an allocated one. */
-    ck_assert_int_eq(mp_barrier_init_at(mem, need, 1, NULL, &b), 0);
+    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need, 1, NULL), 0);
     ck_assert_ptr_eq(b, (void *)mem);
     ck_assert_int_eq(mp_barrier_parties(b), 1);
     ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), 0);

@@ -734,25 +734,25 @@ START_TEST(placed_objects_work_in_plain_memory)
     mp_rlock *rl;
     mp_condition *c;
     ck_assert_uint_ge(sizeof buf, mp_condition_size() + mp_lock_size());
-    ck_assert_int_eq(mp_lock_init_at(buf, mp_lock_size(), &l), 0);
+    ck_assert_int_eq(mp_lock_init_at(&l, buf, mp_lock_size()), 0);
     ck_assert_ptr_eq(l, (void *)buf);
     ck_assert_int_eq(mp_lock_acquire(l, 0), 0);
     ck_assert_int_eq(mp_lock_release(l), 0);
     ck_assert_int_eq(
-        mp_condition_init_at(buf + 64, mp_condition_size(), l, NULL, &c), 0);
+        mp_condition_init_at(&c, buf + 64, mp_condition_size(), l, NULL), 0);
     ck_assert_int_eq(mp_lock_acquire(l, 0), 0);
     ck_assert_int_eq(mp_condition_wait(c, 0.01), MP_ETIMEDOUT);
     ck_assert_int_eq(mp_lock_release(l), 0);
     mp_condition_free(c);
     mp_lock_free(l); /* invalidates, frees nothing */
     ck_assert_int_eq(mp_lock_acquire(l, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_init_at(buf + 1, 64, &rl), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_init_at(buf, mp_rlock_size() - 1, &rl),
+    ck_assert_int_eq(mp_rlock_init_at(&rl, buf + 1, 64), MP_EINVAL);
+    ck_assert_int_eq(mp_rlock_init_at(&rl, buf, mp_rlock_size() - 1),
                      MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_init_at(NULL, 64, &rl), MP_EINVAL);
-    ck_assert_int_eq(mp_lock_init_at(buf, 64, NULL), MP_EINVAL);
+    ck_assert_int_eq(mp_rlock_init_at(&rl, NULL, 64), MP_EINVAL);
+    ck_assert_int_eq(mp_lock_init_at(NULL, buf, 64), MP_EINVAL);
     ck_assert_int_eq(
-        mp_condition_init_at(buf, mp_condition_size(), NULL, NULL, NULL),
+        mp_condition_init_at(NULL, buf, mp_condition_size(), NULL, NULL),
         MP_EINVAL);
 }
 END_TEST
@@ -799,9 +799,9 @@ START_TEST(placed_objects_shared_with_unrelated_process)
     mp_lock *lock;
     mp_semaphore *sem;
     mp_event *go;
-    ck_assert_int_eq(mp_lock_init_at(seg + OFF_LOCK, 64, &lock), 0);
-    ck_assert_int_eq(mp_semaphore_init_at(seg + OFF_SEM, 64, 0, 0, &sem), 0);
-    ck_assert_int_eq(mp_event_init_at(seg + OFF_EVENT, 64, &go), 0);
+    ck_assert_int_eq(mp_lock_init_at(&lock, seg + OFF_LOCK, 64), 0);
+    ck_assert_int_eq(mp_semaphore_init_at(&sem, seg + OFF_SEM, 64, 0, 0), 0);
+    ck_assert_int_eq(mp_event_init_at(&go, seg + OFF_EVENT, 64), 0);
     volatile long *counter = (volatile long *)(seg + OFF_COUNTER);
 
     pid_t peer = run_peer(name, "count");

@@ -341,9 +341,8 @@ int mp_process_kill(mp_process *p)
     return send_signal(p, SIGKILL);
 }
 
-int mp_process_exitcode(const mp_process *cp, int *code)
+int mp_process_exitcode(mp_process *p, int *code)
 {
-    mp_process *p = (mp_process *)cp; /* observing an end updates p */
     if (p == NULL || code == NULL)
         return MP_EINVAL;
     if (p->is_self)

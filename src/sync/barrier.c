@@ -97,8 +97,8 @@ int mp_barrier_new(mp_barrier **out, unsigned parties,
     return 0;
 }
 
-int mp_barrier_init_at(void *mem, size_t size, unsigned parties,
-                       const mp_barrier_opts *opts, mp_barrier **out)
+int mp_barrier_init_at(mp_barrier **out, void *mem, size_t size,
+                       unsigned parties, const mp_barrier_opts *opts)
 {
     size_t need = mp_barrier_size(parties);
     if (out == NULL || need == 0 || mp__sync_place(mem, size, need) != 0)
@@ -231,12 +231,17 @@ static int await_cycle(mp_barrier *b, int slot, int idx, uint32_t cyc,
     }
 }
 
+int mp_barrier_wait_default(mp_barrier *b)
+{
+    if (!ok(b))
+        return MP_EINVAL;
+    return mp_barrier_wait(b, b->timeout > 0 ? b->timeout : MP_FOREVER);
+}
+
 int mp_barrier_wait(mp_barrier *b, double timeout)
 {
     if (!ok(b) || isnan(timeout))
         return MP_EINVAL;
-    if (timeout < 0)
-        timeout = b->timeout > 0 ? b->timeout : MP_FOREVER;
     uint64_t dl;
     mp__deadline(timeout, &dl);
     if (lock(b) != 0)

@@ -86,8 +86,8 @@ size_t mp_condition_size(void)
     return sizeof(mp_condition);
 }
 
-int mp_condition_init_at(void *mem, size_t size, mp_lock *lock, mp_rlock *rlock,
-                         mp_condition **out)
+int mp_condition_init_at(mp_condition **out, void *mem, size_t size,
+                         mp_lock *lock, mp_rlock *rlock)
 {
     if (out == NULL || mp__sync_place(mem, size, sizeof(mp_condition)) != 0)
         return MP_EINVAL;

@@ -45,7 +45,7 @@ size_t mp_event_size(void)
     return sizeof(mp_event);
 }
 
-int mp_event_init_at(void *mem, size_t size, mp_event **out)
+int mp_event_init_at(mp_event **out, void *mem, size_t size)
 {
     if (out == NULL || mp__sync_place(mem, size, sizeof(mp_event)) != 0)
         return MP_EINVAL;

@@ -61,7 +61,7 @@ size_t mp_lock_size(void)
     return sizeof(mp_lock);
 }
 
-int mp_lock_init_at(void *mem, size_t size, mp_lock **out)
+int mp_lock_init_at(mp_lock **out, void *mem, size_t size)
 {
     int r = mp__sync_place(mem, size, sizeof(mp_lock));
     if (r != 0 || out == NULL)
@@ -118,7 +118,7 @@ size_t mp_rlock_size(void)
     return sizeof(mp_rlock);
 }
 
-int mp_rlock_init_at(void *mem, size_t size, mp_rlock **out)
+int mp_rlock_init_at(mp_rlock **out, void *mem, size_t size)
 {
     int r = mp__sync_place(mem, size, sizeof(mp_rlock));
     if (r != 0 || out == NULL)

@@ -56,8 +56,8 @@ size_t mp_semaphore_size(void)
     return sizeof(mp_semaphore);
 }
 
-int mp_semaphore_init_at(void *mem, size_t size, unsigned value, unsigned bound,
-                         mp_semaphore **out)
+int mp_semaphore_init_at(mp_semaphore **out, void *mem, size_t size,
+                         unsigned value, unsigned bound)
 {
     if (out == NULL || bad_values(value, bound) ||
         mp__sync_place(mem, size, sizeof(mp_semaphore)) != 0)
