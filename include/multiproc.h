@@ -1,5 +1,32 @@
 /* multiproc.h - the one public header of multiproc, Python's
-   multiprocessing in C for Linux. */
+   multiprocessing in C for Linux.
+
+   The rules every declaration below follows (docs/design.md, "The
+   header's rules"):
+   - Results. A call returns >= 0 on success (0, or a count, length,
+     index or flag its comment names) or a negative MP_E* code; its
+     comment lists every code it can return. Calls returning void or a
+     pointer say what they do on bad input.
+   - Out-parameters. A constructor (_new, _init_at, mp_pipe_new) takes
+     the object it makes first (&out) and writes it only on success.
+     Every other call takes the object it acts on first and its
+     out-parameters last, before a timeout if it has one.
+   - Timeouts. A double, in seconds, like Python's. 0 never blocks
+     (looks once); MP_FOREVER, or any negative value, waits without
+     limit; NaN is MP_EINVAL. Deadlines are on CLOCK_MONOTONIC.
+   - Not ready in time. A wait for a state (join, acquire, wait) returns
+     MP_ETIMEDOUT. A queue says MP_EFULL (put) or MP_EEMPTY (get), as
+     Python's Full and Empty. A wait for a pool result (mp_async_wait,
+     mp_async_get, mp_imap_next) returns MP_EBUSY, because MP_ETIMEDOUT
+     is a task's outcome there (it ran past task_timeout).
+   - const. A pointer parameter is const only when the call changes
+     nothing that can be observed through it.
+   - Names. Accessors are mp_<object>_<attribute>(obj) (mp_process_pid,
+     mp_queue_qsize, mp_pool_stats); no get_ prefix. _free(NULL) is a
+     no-op.
+   - Threads. Each object's comment says what may be shared between
+     threads; processes of the family may use every arena object
+     (locks, queues, ...) at once, that is what they are for. */
 #ifndef MULTIPROC_H
 #define MULTIPROC_H
 
