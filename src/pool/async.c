@@ -4,6 +4,7 @@
 
 #include "../platform/platform.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,46 +51,38 @@ static int is_ready(const mp_async *a)
     return __atomic_load_n(&a->ready, __ATOMIC_ACQUIRE);
 }
 
-void mp__handle_link(mp_pool *pool, mp_async *a)
+/* on_event - the engine's news for handle fe: its job completed (collect
+   it once; the job may go once it is collected), or the pool is gone. */
+static int on_event(struct mp__fe *fe, enum mp__fe_event ev, struct mp__job *j)
 {
-    a->hprev = NULL;
-    a->hnext = pool->handles;
-    if (pool->handles != NULL)
-        pool->handles->hprev = a;
-    pool->handles = a;
-}
-
-void mp__handle_unlink(mp_pool *pool, mp_async *a)
-{
-    if (a->hprev != NULL)
-        a->hprev->hnext = a->hnext;
-    else if (pool->handles == a)
-        pool->handles = a->hnext;
-    if (a->hnext != NULL)
-        a->hnext->hprev = a->hprev;
-    a->hnext = a->hprev = NULL;
-}
-
-void mp__pool_detach_all(mp_pool *pool)
-{
-    while (pool->imaps != NULL)
-        mp__imap_detach(pool->imaps); /* unlinks it */
-    while (pool->handles != NULL) {
-        mp_async *a = pool->handles;
-        if (!a->ready) {
-            struct mp__job *j = pool->tasks[a->ring_index % MP__POOL_RING].job;
-            if (j != NULL)
-                mp__async_collect(a, j); /* cancelled: MP_EBROKEN */
-        }
-        struct mp__task *t = &pool->tasks[a->ring_index % MP__POOL_RING];
-        if (t->owner == a)
-            t->owner = NULL;
-        mp__handle_unlink(pool, a);
+    mp_async *a = (mp_async *)(void *)((char *)fe - offsetof(mp_async, fe));
+    if (ev == MP__FE_GONE) {
         a->pool = NULL;
+        return 1;
     }
+    if (!a->ready)
+        mp__async_collect(a, j); /* given up: MP_EBROKEN */
+    return a->ready;
 }
 
-int mp__async_poll(mp_async *a)
+void mp__async_init(mp_async *a, mp_pool *pool, int kind, size_t n)
+{
+    a->magic = MP__ASYNC_MAGIC;
+    a->pool = pool;
+    a->fe.on = on_event;
+    a->kind = kind;
+    a->n = n;
+}
+
+void mp__async_attach(mp_async *a, uint64_t k)
+{
+    a->ring_index = k;
+    mp__pool_attach(a->pool, &a->fe);
+}
+
+/* collect_if_done - with pool->mu held: collect a if its job completed;
+   1 if a is ready. */
+static int collect_if_done(mp_async *a)
 {
     if (a->ready)
         return 1;
@@ -143,12 +136,12 @@ int mp__async_wait_until(mp_async *a, uint64_t dl)
     mp_pool *pool = a->pool;
     for (;;) {
         mp__pool_service(pool);
-        if (mp__async_poll(a)) {
+        if (collect_if_done(a)) {
             progress(a, &tick, 1);
             return 1;
         }
         progress(a, &tick, 0);
-        if (a->pool == NULL || mp__async_poll(a))
+        if (a->pool == NULL || collect_if_done(a))
             return 1; /* the callback freed the pool, or it finished */
         if (dl != MP__NO_DEADLINE && (dl == 0 || mp__now_ns() >= dl))
             return 0;
@@ -182,7 +175,7 @@ int mp_async_ready(mp_async *a)
         return 1;
     pthread_mutex_lock(&pool->mu);
     mp__pool_service(pool);
-    int r = mp__async_poll(a);
+    int r = collect_if_done(a);
     pthread_mutex_unlock(&pool->mu);
     return r;
 }
@@ -232,10 +225,10 @@ void mp_async_free(mp_async *a)
         pthread_mutex_lock(&pool->mu);
         /* Not ready: detached, the job goes on and its result is dropped
            at the end. Ready: the job may not be reaped yet either. */
-        struct mp__task *t = &pool->tasks[a->ring_index % MP__POOL_RING];
-        if (t->owner == a)
+        struct mp__task *t = mp__pool_owned(pool, a->ring_index, &a->fe);
+        if (t != NULL)
             t->owner = NULL;
-        mp__handle_unlink(pool, a);
+        mp__pool_detach(pool, &a->fe);
         pthread_mutex_unlock(&pool->mu);
     }
     a->magic = 0;
@@ -271,19 +264,14 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
         j->chunksize = 1;
         j->in_off = copy ? mp__arena_off(copy) : 0;
         j->in_size = len;
-        a->magic = MP__ASYNC_MAGIC;
-        a->pool = pool;
-        a->kind = MP__JOB_APPLY;
-        a->n = 1;
+        mp__async_init(a, pool, MP__JOB_APPLY, 1);
         /* A full ring: serve the pool until a slot frees. */
-        while ((k = mp__pool_post(pool, j, a)) == MP_EBUSY) {
+        while ((k = mp__pool_post(pool, j, &a->fe)) == MP_EBUSY) {
             mp__pool_service(pool);
             mp__pool_wait(pool, mp__now_ns() + 1000000u, NULL, NULL);
         }
         r = k < 0 ? (int)k : 0;
     }
-    if (r == 0)
-        mp__handle_link(pool, a);
     if (r != 0) {
         mp_shared_free(copy);
         mp_shared_free(j);
@@ -291,7 +279,7 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
         free(a);
         return r;
     }
-    a->ring_index = (uint64_t)k;
+    mp__async_attach(a, (uint64_t)k);
     pthread_mutex_unlock(&pool->mu);
     *out = a;
     return 0;

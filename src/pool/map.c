@@ -5,6 +5,7 @@
 
 #include "../platform/platform.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,10 +86,7 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     mp_async *a = calloc(1, sizeof *a);
     if (a == NULL)
         return MP_ENOMEM;
-    a->magic = MP__ASYNC_MAGIC;
-    a->pool = pool;
-    a->kind = MP__JOB_MAP;
-    a->n = n;
+    mp__async_init(a, pool, MP__JOB_MAP, n);
     a->out_size = out_size;
     a->user_out = out;
     a->user_status = mo.status;
@@ -154,15 +152,14 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     a->stage_out = owned[1];
     a->stage_status = owned[2] ? sst : NULL;
     int64_t k;
-    while ((k = mp__pool_post(pool, j, a)) == MP_EBUSY) {
+    while ((k = mp__pool_post(pool, j, &a->fe)) == MP_EBUSY) {
         mp__pool_service(pool);
         mp__pool_wait(pool, mp__now_ns() + 1000000u, NULL, NULL);
     }
     if (k < 0)
         return discard(pool, j, owned, a, (int)k);
-    a->ring_index = (uint64_t)k;
     memcpy(pool->tasks[k % MP__POOL_RING].owned, owned, sizeof owned);
-    mp__handle_link(pool, a);
+    mp__async_attach(a, (uint64_t)k);
     if (nchunks == 0)
         mp__async_collect(a, j); /* nothing to do */
     pthread_mutex_unlock(&pool->mu);
@@ -199,8 +196,8 @@ struct batch {
 /* mp_imap - the window of batches, oldest first. */
 struct mp_imap {
     uint32_t magic;
-    mp_pool *pool;          /* NULL once the pool is freed */
-    mp_imap *inext, *iprev; /* the pool's list of live iterators */
+    mp_pool *pool;    /* NULL once the pool is freed */
+    struct mp__fe fe; /* on the pool's list of live iterators */
     mp_map_fn fn;
     const char *in;
     size_t in_size, out_size, n;
@@ -222,8 +219,8 @@ static void batch_drop(struct batch *bt)
         if (pool != NULL) {
             pthread_mutex_lock(&pool->mu);
             struct mp__task *t =
-                &pool->tasks[bt->a->ring_index % MP__POOL_RING];
-            if (t->owner == bt->a) {
+                mp__pool_owned(pool, bt->a->ring_index, &bt->a->fe);
+            if (t != NULL) {
                 t->owned[0] = bt->in;
                 t->owned[1] = bt->out;
                 t->owned[2] = bt->status;
@@ -240,30 +237,15 @@ static void batch_drop(struct batch *bt)
     memset(bt, 0, sizeof *bt);
 }
 
-void mp__imap_link(mp_pool *pool, mp_imap *it)
+/* on_event - the engine's news for iterator fe: it owns no job (its
+   batches' handles do), so only that the pool is gone. */
+static int on_event(struct mp__fe *fe, enum mp__fe_event ev, struct mp__job *j)
 {
-    it->iprev = NULL;
-    it->inext = pool->imaps;
-    if (pool->imaps != NULL)
-        pool->imaps->iprev = it;
-    pool->imaps = it;
-}
-
-void mp__imap_unlink(mp_pool *pool, mp_imap *it)
-{
-    if (it->iprev != NULL)
-        it->iprev->inext = it->inext;
-    else if (pool->imaps == it)
-        pool->imaps = it->inext;
-    if (it->inext != NULL)
-        it->inext->iprev = it->iprev;
-    it->inext = it->iprev = NULL;
-}
-
-void mp__imap_detach(mp_imap *it)
-{
-    mp__imap_unlink(it->pool, it);
-    it->pool = NULL;
+    (void)j;
+    mp_imap *it = (mp_imap *)(void *)((char *)fe - offsetof(mp_imap, fe));
+    if (ev == MP__FE_GONE)
+        it->pool = NULL;
+    return 1;
 }
 
 /* Read up to chunksize items and post them; 0, MP_EOF (input ended), or
@@ -356,6 +338,7 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
         return MP_ENOMEM;
     it->magic = MP__IMAP_MAGIC;
     it->pool = pool;
+    it->fe.on = on_event;
     it->fn = fn;
     it->in = in;
     it->in_size = in_size;
@@ -369,7 +352,7 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
         return MP_ENOMEM;
     }
     pthread_mutex_lock(&pool->mu);
-    mp__imap_link(pool, it);
+    mp__pool_attach(pool, &it->fe);
     pthread_mutex_unlock(&pool->mu);
     feed(it);
     if (it->count == 0 && it->feed_err != 0) {
@@ -468,7 +451,7 @@ void mp_imap_free(mp_imap *it)
         batch_drop(&it->b[(it->head + i) % it->nb]);
     if (it->pool != NULL) {
         pthread_mutex_lock(&it->pool->mu);
-        mp__imap_unlink(it->pool, it);
+        mp__pool_detach(it->pool, &it->fe);
         pthread_mutex_unlock(&it->pool->mu);
     }
     it->magic = 0;

@@ -3,6 +3,7 @@
    enforced, all from the threads that call into the pool. */
 #include "pool_internal.h"
 
+#include "../core/wake.h"
 #include "../platform/platform.h"
 
 #include <limits.h>
@@ -106,7 +107,11 @@ static void lower(uint64_t *word, uint64_t v)
         ;
 }
 
-/* Work was put back: wake the idle workers. */
+/* Work was put back (or the pool closes): wake the idle workers. Not
+   mp__wake_sleepers, whose bump depends on the flag: here it must not. A
+   worker going idle reads work_seq, raises work_sleep, then rechecks only
+   head and the flags, which a chunk put back leaves alone: a work_seq
+   changed since it read it is what keeps it from sleeping. */
 static void wake_workers(struct mp__board *b)
 {
     __atomic_add_fetch(&b->work_seq, 1, __ATOMIC_SEQ_CST);
@@ -114,11 +119,15 @@ static void wake_workers(struct mp__board *b)
         mp__futex_wake(&b->work_seq, INT_MAX);
 }
 
-void mp__wake_waiters(struct mp__board *b)
+/* wake_waiters - wake every parent thread waiting in the pool (after the
+   parent itself changed what they wait for). Whatever done_sleep says, not
+   mp__wake_sleepers: a worker may have lowered it and not yet made its
+   wake-up; the parent's changes are rare (deaths, cancels), so the system
+   call costs nothing. */
+static void wake_waiters(struct mp__board *b)
 {
     __atomic_store_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
-    mp__futex_wake(&b->done_seq, INT_MAX);
+    mp__wake_all(&b->done_seq);
 }
 
 /* The job at arena offset off if it is still posted (a slot's trace may
@@ -193,7 +202,7 @@ static int settle_death(mp_pool *pool, int w, int code)
     }
     if (next_from >= hi) {
         __atomic_store_n(&j->chunks[c].state, MP__CH_DONE, __ATOMIC_SEQ_CST);
-        mp__wake_waiters(b);
+        wake_waiters(b);
     } else {
         j->chunks[c].resume = next_from - lo;
         __atomic_store_n(&j->chunks[c].state, MP__CH_PENDING, __ATOMIC_SEQ_CST);
@@ -244,7 +253,7 @@ static void cancel_all(mp_pool *pool)
                              __ATOMIC_SEQ_CST);
         }
     }
-    mp__wake_waiters(b);
+    wake_waiters(b);
 }
 
 static void kill_all(mp_pool *pool);
@@ -334,12 +343,8 @@ static void reap_jobs(mp_pool *pool)
         struct mp__job *j = t->job;
         if (!mp__job_done(j))
             return;
-        if (t->owner != NULL) {
-            if (!t->owner->ready)
-                mp__async_collect(t->owner, j);
-            if (!t->owner->ready)
-                return;
-        }
+        if (t->owner != NULL && !t->owner->on(t->owner, MP__FE_DONE, j))
+            return;
         /* Publish the new tail, then look for workers still on the job
            (both sides sequentially consistent: see the worker's claim). */
         uint64_t k = pool->reaped;
@@ -378,7 +383,44 @@ void mp__pool_service(mp_pool *pool)
     reap_jobs(pool);
 }
 
-int64_t mp__pool_post(mp_pool *pool, struct mp__job *j, mp_async *owner)
+void mp__pool_attach(mp_pool *pool, struct mp__fe *fe)
+{
+    mp__list_push(&pool->fes, &fe->link);
+}
+
+void mp__pool_detach(mp_pool *pool, struct mp__fe *fe)
+{
+    mp__list_remove(&pool->fes, &fe->link);
+}
+
+struct mp__task *mp__pool_owned(mp_pool *pool, uint64_t k,
+                                const struct mp__fe *fe)
+{
+    struct mp__task *t = &pool->tasks[k % MP__POOL_RING];
+    return t->owner == fe ? t : NULL;
+}
+
+/* tell_gone - the pool is being freed: the owners of jobs still posted
+   collect them (finished, or cancelled by now) and let go of them, then
+   every front-end object the user still holds forgets the pool. */
+static void tell_gone(mp_pool *pool)
+{
+    for (uint64_t k = pool->reaped; k < pool->b->head; k++) {
+        struct mp__task *t = &pool->tasks[k % MP__POOL_RING];
+        if (t->owner != NULL) {
+            t->owner->on(t->owner, MP__FE_DONE, t->job);
+            t->owner = NULL;
+        }
+    }
+    mp__link *l;
+    while ((l = pool->fes.first) != NULL) {
+        struct mp__fe *fe = mp__list_entry(l, struct mp__fe, link);
+        mp__list_remove(&pool->fes, l);
+        fe->on(fe, MP__FE_GONE, NULL);
+    }
+}
+
+int64_t mp__pool_post(mp_pool *pool, struct mp__job *j, struct mp__fe *owner)
 {
     struct mp__board *b = pool->b;
     if (pool->closed || pool->terminated)
@@ -396,11 +438,7 @@ int64_t mp__pool_post(mp_pool *pool, struct mp__job *j, mp_async *owner)
     __atomic_store_n(&b->ring[k % MP__POOL_RING], mp__arena_off(j),
                      __ATOMIC_RELEASE);
     __atomic_store_n(&b->head, k + 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&b->work_sleep, __ATOMIC_SEQ_CST) &&
-        __atomic_exchange_n(&b->work_sleep, 0, __ATOMIC_SEQ_CST)) {
-        __atomic_add_fetch(&b->work_seq, 1, __ATOMIC_SEQ_CST);
-        mp__futex_wake(&b->work_seq, INT_MAX);
-    }
+    mp__wake_sleepers(&b->work_seq, &b->work_sleep);
     return (int64_t)k;
 }
 
@@ -459,9 +497,8 @@ void mp__pool_wait(mp_pool *pool, uint64_t dl, int (*ready)(void *), void *ctx)
            wait on its pidfd rather than spin. */
         int fd = mp_process_sentinel(pool->workers[dying]);
         pthread_mutex_unlock(&pool->mu);
-        uint64_t soon = mp__now_ns() + 100000000u;
         if (fd >= 0)
-            mp__poll_in(fd, soon < dl ? soon : dl);
+            mp__poll_in(fd, mp__nap_until(dl));
         pthread_mutex_lock(&pool->mu);
         return;
     }
@@ -716,7 +753,7 @@ void mp_pool_free(mp_pool *pool)
     cancel_all(pool);
     /* Handles and iterators the user still holds learn that the pool is
        gone (finished or cancelled work is collected first). */
-    mp__pool_detach_all(pool);
+    tell_gone(pool);
     reap_jobs(pool);
     pool->magic = 0;
     pthread_mutex_unlock(&pool->mu);

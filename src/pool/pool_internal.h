@@ -1,12 +1,23 @@
-/* pool_internal.h - what the pool's files share: the shared board of jobs
-   and worker slots in the arena, and the parent's private pool object. */
+/* pool_internal.h - what the pool's files share: the engine's shared board
+   and private pool object, and the one interface by which the engine
+   tells the front ends' objects what happened. */
 #ifndef MP_POOL_INTERNAL_H
 #define MP_POOL_INTERNAL_H
 
 #include "../core/core.h"
+#include "../core/list.h"
 
 #include <pthread.h>
 #include <stdint.h>
+
+/* Two layers. The engine (pool.c, worker.c) runs workers and jobs: the
+   board, dead workers, task timeouts, waiting. The front ends (async.c:
+   handles and apply; map.c: map and imap, on async.c's handles) sit on
+   top and call into the engine; the engine calls nothing of theirs, but
+   tells their objects of completion and of the pool's end through struct
+   mp__fe. */
+
+/* ---- Engine: the shared board ------------------------------------------ */
 
 /* How work flows. The parent posts jobs (a map, or one apply task) in the
    board's job ring. A job is an array of chunks, each a run of items. A
@@ -180,11 +191,39 @@ struct mp__worker_arg {
 };
 int mp__pool_worker(void *arg);
 
+/* ---- Engine to front ends: the one interface -------------------------- */
+
+/* mp__fe_event - what the engine tells a front-end object. A job given
+   up (terminate, restart storm, pool free) completes like any other, its
+   items not done failed with MP_EBROKEN: MP__FE_DONE says it too. */
+enum mp__fe_event {
+    MP__FE_DONE, /* the job it owns completed: collect its outcome */
+    MP__FE_GONE  /* the pool is being freed: forget it */
+};
+
+/* mp__fe_fn - a front end's answer to event ev (with pool->mu held). For
+   MP__FE_DONE, j is the job it owns; it returns 1 once it no longer needs
+   the job (it may be freed), 0 to keep it. For MP__FE_GONE, j is NULL,
+   the object is already off the pool's list, and the return is ignored. */
+struct mp__fe;
+typedef int mp__fe_fn(struct mp__fe *fe, enum mp__fe_event ev,
+                      struct mp__job *j);
+
+/* mp__fe - what a front-end object embeds to hear from the engine: about
+   the job it owns (posted with it as owner) MP__FE_DONE, and once
+   attached, MP__FE_GONE. Its creator sets on before either. */
+struct mp__fe {
+    mp__link link; /* on pool->fes */
+    mp__fe_fn *on;
+};
+
+/* ---- Engine: the parent's side ---------------------------------------- */
+
 /* mp__task - the parent's record of a posted job. */
 struct mp__task {
     struct mp__job *job;
-    mp_async *owner; /* the handle waiting for it; NULL: detached */
-    void *owned[4];  /* arena blocks freed with the job (staging) */
+    struct mp__fe *owner; /* told when it completes; NULL: detached */
+    void *owned[4];       /* arena blocks freed with the job (staging) */
 };
 
 /* mp_pool - the parent's side. */
@@ -205,44 +244,34 @@ struct mp_pool {
     struct mp__task *tasks;  /* by ring index % MP__POOL_RING */
     uint64_t *kill_job;      /* by slot: what a timeout kill was for */
     uint64_t *kill_item;
-    mp_async *handles; /* the user's live handles (to detach) */
-    mp_imap *imaps;    /* the user's live iterators (to detach) */
-    int robust;        /* kernel robust lists work (life locks) */
+    mp__list fes; /* struct mp__fe: the user's live handles and
+                     iterators (told when the pool is freed) */
+    int robust;   /* kernel robust lists work (life locks) */
     struct mp_pool_stats stats;
     mp_progress_fn progress;
     void *progress_arg;
     double progress_interval;
 };
 
-/* mp__async - a handle on a posted job. */
-struct mp_async {
-    uint32_t magic;
-    mp_pool *pool;           /* NULL once the pool is freed */
-    mp_async *hnext, *hprev; /* the pool's list of live handles */
-    uint64_t ring_index;     /* of its job */
-    int kind;
-    int ready; /* collected (stored last, with release) */
-    int code;  /* outcome (mp_async_get's return) */
-    int apply_ret;
-    int signal;
-    void *result; /* apply: malloc'd copy; map: none */
-    size_t result_len;
-    /* map_async: where to copy results and statuses when collected */
-    void *user_out;
-    int *user_status;
-    size_t n, out_size;
-    void *stage_in, *stage_out; /* arena staging (NULL: used in place) */
-    int *stage_status;
-};
+/* mp__pool_attach, mp__pool_detach - put fe on the pool's list of
+   front-end objects (told when the pool is freed); take it off. With
+   pool->mu held. */
+void mp__pool_attach(mp_pool *pool, struct mp__fe *fe);
+void mp__pool_detach(mp_pool *pool, struct mp__fe *fe);
 
-/* mp__pool_post - post job j (caller holds pool->mu). Returns its ring
-   index, or MP_EBUSY when the ring is full (caller services and retries),
-   MP_ECLOSED, MP_EBROKEN. */
-int64_t mp__pool_post(mp_pool *pool, struct mp__job *j, mp_async *owner);
+/* mp__pool_owned - the task of ring index k if fe still owns it (its job
+   not yet freed), else NULL. With pool->mu held. */
+struct mp__task *mp__pool_owned(mp_pool *pool, uint64_t k,
+                                const struct mp__fe *fe);
+
+/* mp__pool_post - post job j (caller holds pool->mu), owned by owner
+   (NULL: none). Returns its ring index, or MP_EBUSY when the ring is full
+   (caller services and retries), MP_ECLOSED, MP_EBROKEN. */
+int64_t mp__pool_post(mp_pool *pool, struct mp__job *j, struct mp__fe *owner);
 
 /* mp__pool_service - with pool->mu held: handle dead workers (their items
    fail, they are replaced), kill workers past the task timeout, collect
-   finished jobs, free what can be freed. */
+   finished jobs (telling their owners), free what can be freed. */
 void mp__pool_service(mp_pool *pool);
 
 /* mp__pool_wait - with pool->mu held: sleep until a job completes, a
@@ -258,32 +287,40 @@ int mp__pool_fn(mp_pool *pool, void *fn);
 /* mp__job_new - a job with nchunks chunks. NULL when the arena is full. */
 struct mp__job *mp__job_new(uint32_t kind, uint64_t nchunks);
 
+/* ---- Front ends: async.c, used by map.c; never called by the engine --- */
+
+/* mp_async - a handle on a posted job. */
+struct mp_async {
+    uint32_t magic;
+    mp_pool *pool;       /* NULL once the pool is freed */
+    struct mp__fe fe;    /* owner of its job; on the pool's list */
+    uint64_t ring_index; /* of its job */
+    int kind;
+    int ready; /* collected (stored last, with release) */
+    int code;  /* outcome (mp_async_get's return) */
+    int apply_ret;
+    int signal;
+    void *result; /* apply: malloc'd copy; map: none */
+    size_t result_len;
+    /* map_async: where to copy results and statuses when collected */
+    void *user_out;
+    int *user_status;
+    size_t n, out_size;
+    void *stage_in, *stage_out; /* arena staging (NULL: used in place) */
+    int *stage_status;
+};
+
+/* mp__async_init - make a fresh (zeroed) a a handle on pool for a job of
+   kind (MP__JOB_*) with n items, ready to own it (post it with &a->fe). */
+void mp__async_init(mp_async *a, mp_pool *pool, int kind, size_t n);
+
+/* mp__async_attach - a's job was posted as ring index k (owned by
+   &a->fe): a joins the pool's list of handles. With pool->mu held. */
+void mp__async_attach(mp_async *a, uint64_t k);
+
 /* mp__async_collect - fill a's outcome from its finished job (copy-back
    for maps). With pool->mu held. */
 void mp__async_collect(mp_async *a, struct mp__job *j);
-
-/* mp__pool_detach_all - the pool is being freed: every live handle and
-   iterator forgets it. With pool->mu held. */
-void mp__pool_detach_all(mp_pool *pool);
-
-/* mp__handle_link, mp__handle_unlink - the pool's list of live handles.
-   With pool->mu held. */
-void mp__handle_link(mp_pool *pool, mp_async *a);
-void mp__handle_unlink(mp_pool *pool, mp_async *a);
-
-/* mp__imap_link, mp__imap_unlink, mp__imap_detach - the same for
-   iterators (map.c). With pool->mu held. */
-void mp__imap_link(mp_pool *pool, mp_imap *it);
-void mp__imap_unlink(mp_pool *pool, mp_imap *it);
-void mp__imap_detach(mp_imap *it);
-
-/* mp__wake_waiters - wake every parent thread waiting in the pool (after
-   the parent itself changed what they wait for). */
-void mp__wake_waiters(struct mp__board *b);
-
-/* mp__async_poll - with pool->mu held: collect a if its job completed;
-   1 if a is ready. */
-int mp__async_poll(mp_async *a);
 
 /* mp__async_wait_until - with pool->mu held: serve the pool until a is
    ready or dl passes; 1 if ready. */

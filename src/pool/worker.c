@@ -2,9 +2,9 @@
    items, leave a trace of every step for the parent, exit when told. */
 #include "pool_internal.h"
 
+#include "../core/wake.h"
 #include "../platform/platform.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,11 +44,7 @@ static void *resolve(struct mp__board *b, void **cache, uint32_t fn)
    store of what it waits for). */
 static void wake_parent(struct mp__board *b)
 {
-    if (__atomic_load_n(&b->done_sleep, __ATOMIC_SEQ_CST) &&
-        __atomic_exchange_n(&b->done_sleep, 0, __ATOMIC_SEQ_CST)) {
-        __atomic_add_fetch(&b->done_seq, 1, __ATOMIC_SEQ_CST);
-        mp__futex_wake(&b->done_seq, INT_MAX);
-    }
+    mp__wake_sleepers(&b->done_seq, &b->done_sleep);
 }
 
 /* Claim a chunk: intent in the slot, then the cursor, then the chunk.
@@ -214,7 +210,7 @@ static void idle(struct mp__board *b, uint64_t seen)
         return;
     /* Chunks put back after a death are announced by a bump of work_seq
        after the head was read: the futex sees the bump. */
-    mp__futex_wait(&b->work_seq, seq, mp__now_ns() + 100000000u);
+    mp__futex_wait(&b->work_seq, seq, mp__nap_until(MP__NO_DEADLINE));
 }
 
 int mp__pool_worker(void *arg)
