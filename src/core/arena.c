@@ -528,7 +528,7 @@ int mp__arena_create(size_t size)
     size = (size + ps - 1) & ~(ps - 1);
     if (size < 16 * ps)
         return MP_EINVAL;
-    int fd = mp__memfd_new("multiproc-arena", size);
+    int fd = mp__memfd_new(MP__ARENA_NAME, size);
     if (fd < 0)
         return fd;
     void *base = NULL;

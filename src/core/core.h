@@ -52,6 +52,10 @@ int mp__deadline(double timeout, uint64_t *dl);
 /* ---- the family arena --------------------------------------------------
  */
 
+/* MP__ARENA_NAME - the name of the arena's memfd: a booting child checks
+   that the descriptor it is told of carries it. */
+#define MP__ARENA_NAME "multiproc-arena"
+
 /* MP__ARENA_DEFAULT_SIZE - virtual size of the arena when not configured. */
 #define MP__ARENA_DEFAULT_SIZE ((size_t)4 << 30)
 

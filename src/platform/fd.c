@@ -9,13 +9,44 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void mp__close(int fd)
 {
     if (fd >= 0)
         (void)close(fd);
+}
+
+int mp__fd_type(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    return (int)(st.st_mode & S_IFMT);
+}
+
+int mp__fd_is_memfd(int fd, const char *name, size_t size)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != (uint64_t)size)
+        return 0;
+    char path[64], link[256], want[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0)
+        return 0;
+    link[n] = '\0';
+    snprintf(want, sizeof want, "/memfd:%s (deleted)", name);
+    return strcmp(link, want) == 0;
+}
+
+int mp__secure_exec(void)
+{
+    return getauxval(AT_SECURE) != 0;
 }
 
 int mp__pipe(int fds[2])

@@ -193,6 +193,21 @@ int mp__fd_count(void);
    fd (through /proc/self/fd), close-on-exec, with the given open flags. */
 int mp__reopen_fd(int fd, int flags);
 
+/* mp__fd_type - the file type bits (S_IFMT of st_mode: S_IFIFO,
+   S_IFSOCK, S_IFREG ...) of open descriptor fd, or a negative errno
+   (MP_EBADF: not open). */
+int mp__fd_type(int fd);
+
+/* mp__fd_is_memfd - 1 if fd is a memfd made with mp__memfd_new(name, ...)
+   (its /proc link reads "/memfd:NAME (deleted)") of exactly size bytes,
+   else 0. */
+int mp__fd_is_memfd(int fd, const char *name, size_t size);
+
+/* mp__secure_exec - 1 if this program runs with privileges its user does
+   not have (setuid, setgid, file capabilities: AT_SECURE), else 0.
+   Nothing from its environment may then steer the library. */
+int mp__secure_exec(void);
+
 /* mp__set_cloexec - set or clear FD_CLOEXEC on fd. */
 int mp__set_cloexec(int fd, int on);
 
@@ -204,10 +219,16 @@ int mp__set_cloexec(int fd, int on);
    errno. */
 pid_t mp__fork(void);
 
+/* MP__SPAWN_FD0 - where a child of mp__spawn_self finds its first kept
+   descriptor. */
+#define MP__SPAWN_FD0 3
+
 /* mp__spawn_self - execute this program (/proc/self/exe) as a new child
-   with argv and envp, keeping the descriptors keep[0..nkeep) open at the
-   same numbers, an empty signal mask, through vfork-style posix_spawn.
-   Returns the pid or a negative errno (exec failures included). */
+   with argv and envp, through vfork-style posix_spawn, with an empty
+   signal mask. The child has standard input, output and error, and
+   keep[i] at descriptor MP__SPAWN_FD0 + i (not close-on-exec): no other
+   descriptor. Returns the pid or a negative errno (exec failures
+   included). */
 pid_t mp__spawn_self(char *const argv[], char *const envp[], const int *keep,
                      int nkeep);
 

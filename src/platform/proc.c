@@ -38,10 +38,24 @@ pid_t mp__spawn_self(char *const argv[], char *const envp[], const int *keep,
         posix_spawn_file_actions_destroy(&fa);
         return -r;
     }
-    /* dup2 of a descriptor onto itself clears its close-on-exec flag in
-       the child only (glibc >= 2.29, POSIX issue 411). */
+    /* The child gets keep[i] at MP__SPAWN_FD0 + i and nothing else above
+       standard error, as Python's spawn: a descriptor the program left
+       without close-on-exec must not leak into a fresh program. dup2
+       clears close-on-exec on the copy. The copies go first above every
+       kept number, then down, so that no dup2 lands on a descriptor not
+       yet copied (the kept ones are distinct and >= 3, so the highest is
+       at least MP__SPAWN_FD0 + nkeep - 1). */
+    int top = MP__SPAWN_FD0 + nkeep;
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] + 1 > top)
+            top = keep[i] + 1;
     for (int i = 0; i < nkeep && r == 0; i++)
-        r = posix_spawn_file_actions_adddup2(&fa, keep[i], keep[i]);
+        r = posix_spawn_file_actions_adddup2(&fa, keep[i], top + i);
+    for (int i = 0; i < nkeep && r == 0; i++)
+        r = posix_spawn_file_actions_adddup2(&fa, top + i, MP__SPAWN_FD0 + i);
+    if (r == 0)
+        r = posix_spawn_file_actions_addclosefrom_np(&fa,
+                                                     MP__SPAWN_FD0 + nkeep);
     sigset_t none;
     sigemptyset(&none);
     if (r == 0)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* armed_fd - this process's armed lifeline descriptor (kept open for the
    life of the process: closing it would disarm it). */
@@ -107,20 +108,42 @@ _Noreturn void mp__child_from_launch(struct mp__launch *L)
     mp__child_run(fn, arg);
 }
 
-_Noreturn void mp__boot(const char *env)
+int mp__boot(const char *env)
 {
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", env);
+    int len = snprintf(buf, sizeof buf, "%s", env);
     unsetenv("MP__BOOT"); /* our own children get their own */
+    /* A privileged program (setuid, capabilities) takes nothing from its
+       environment: whoever ran it may have written the value, and the
+       launch block names code to load. */
+    if (mp__secure_exec())
+        return MP_EPERM;
     char role = 0;
-    int memfd = -1, lifeline = -1, ppid = 0, sock = -1;
+    int memfd = -1, lifeline = -1, ppid = 0, sock = -1, end = 0;
     uintptr_t base = 0;
     size_t size = 0;
     uint64_t off = 0;
-    if (sscanf(buf, "%c,%d,%" SCNxPTR ",%zx,%" SCNx64 ",%d,%d,%d", &role,
-               &memfd, &base, &size, &off, &lifeline, &ppid, &sock) != 8 ||
-        (role != 'c' && role != 's') || memfd < 0 || lifeline < 0)
-        die("malformed MP__BOOT \"%s\"", buf);
+    /* Exactly what a starter writes (spawn.c, forkserver.c), or not ours:
+       then it is ignored and the program runs as any other. */
+    if (len < 0 || (size_t)len >= sizeof buf ||
+        sscanf(buf, "%c,%d,%" SCNxPTR ",%zx,%" SCNx64 ",%d,%d,%d%n", &role,
+               &memfd, &base, &size, &off, &lifeline, &ppid, &sock,
+               &end) != 8 ||
+        buf[end] != '\0' || (role != 'c' && role != 's') ||
+        memfd != MP__SPAWN_FD0 || lifeline != MP__SPAWN_FD0 + 1 ||
+        sock != (role == 's' ? MP__SPAWN_FD0 + 2 : -1) || ppid <= 1 ||
+        base == 0 || size == 0 || base % mp__page_size() != 0)
+        return MP_EINVAL;
+    /* The descriptors must be what a starter hands over: the family's
+       arena memfd of that size, a pipe, a socket. */
+    if (!mp__fd_is_memfd(memfd, MP__ARENA_NAME, size) ||
+        mp__fd_type(lifeline) != S_IFIFO ||
+        (sock >= 0 && mp__fd_type(sock) != S_IFSOCK))
+        return MP_EINVAL;
+    /* A real child whose starter died before it booted: leave, as the
+       lifeline would have made it. */
+    if (mp__getppid() != ppid)
+        mp__exit_now(MP__EXIT_BOOT);
     mp__set_cloexec(memfd, 1);
     mp__set_cloexec(lifeline, 1);
     if (sock >= 0)
@@ -139,10 +162,10 @@ _Noreturn void mp__boot(const char *env)
         mp__become("ForkServer", "", ppid, 0);
         mp__forkserver_serve(sock);
     }
-    if (off >= size || off + sizeof(struct mp__launch) > size)
+    if (off >= size || off + sizeof(struct mp__launch) > size || off % 64)
         die("launch block out of the arena");
     struct mp__launch *L = mp__arena_ptr(off);
-    if (L->magic != MP__LAUNCH_MAGIC)
+    if (L->magic != MP__LAUNCH_MAGIC || L->parent != ppid)
         die("bad launch block");
     mp__child_from_launch(L);
 }

@@ -88,9 +88,9 @@ static int launch_server(void)
         return r;
     char bootvar[192];
     snprintf(bootvar, sizeof bootvar,
-             "MP__BOOT=s,%d,%" PRIxPTR ",%zx,0,%d,%d,%d", mp__g.arena_fd,
-             (uintptr_t)mp__g.arena, mp__g.arena_size, mp__g.lifeline_r,
-             (int)mp__getpid(), sv[1]);
+             "MP__BOOT=s,%d,%" PRIxPTR ",%zx,0,%d,%d,%d", MP__SPAWN_FD0,
+             (uintptr_t)mp__g.arena, mp__g.arena_size, MP__SPAWN_FD0 + 1,
+             (int)mp__getpid(), MP__SPAWN_FD0 + 2);
     int keep[3] = {mp__g.arena_fd, mp__g.lifeline_r, sv[1]};
     pid_t pid = mp__spawn_boot(bootvar, keep, 3);
     mp__close(sv[1]);

@@ -63,7 +63,7 @@ int mp_init(int *argc, char ***argv, const mp_config *cfg)
         return MP_EALREADY;
     const char *boot = getenv("MP__BOOT");
     if (boot != NULL)
-        mp__boot(boot);
+        (void)mp__boot(boot); /* returns when not ours: ignored */
     mp_config c = {0};
     if (cfg != NULL)
         c = *cfg;

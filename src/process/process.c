@@ -248,6 +248,12 @@ int mp_process_start(mp_process *p)
         return r;
     mp_start_method asked = p->method;
     p->method = asked == MP_START_DEFAULT ? mp__g.start : asked;
+    /* A privileged program's fresh children would have to trust their
+       environment (mp__boot refuses to): only fork is possible there. */
+    if (p->method != MP_START_FORK && mp__secure_exec()) {
+        p->method = asked;
+        return MP_EPERM;
+    }
     switch (p->method) {
     case MP_START_FORK:
         r = mp__start_fork(p);

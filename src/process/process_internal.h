@@ -140,8 +140,13 @@ _Noreturn void mp__child_from_launch(struct mp__launch *L);
 _Noreturn void mp__child_run(mp_target_fn fn, void *arg);
 
 /* mp__boot - the start of a spawned child or server: env is the value of
-   MP__BOOT. Never returns. */
-_Noreturn void mp__boot(const char *env);
+   MP__BOOT, which it removes from the environment. Never returns when the
+   value and the descriptors it names are a starter's; otherwise (not
+   exactly a starter's format, descriptors that are not the family's
+   arena memfd, lifeline pipe and socket, a privileged program) returns
+   MP_EINVAL or MP_EPERM, having touched nothing: the program then runs as
+   any other. */
+int mp__boot(const char *env);
 
 /* mp__process_init_main - this process is the main process. */
 void mp__process_init_main(void);

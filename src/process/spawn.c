@@ -111,10 +111,11 @@ int mp__start_spawn(mp_process *p)
     if (L == NULL)
         return err;
     char bootvar[192];
+    /* The child finds the kept descriptors from MP__SPAWN_FD0 on. */
     snprintf(bootvar, sizeof bootvar,
              "MP__BOOT=c,%d,%" PRIxPTR ",%zx,%" PRIx64 ",%d,%d,-1",
-             mp__g.arena_fd, (uintptr_t)mp__g.arena, mp__g.arena_size,
-             mp__arena_off(L), mp__g.lifeline_r, (int)mp__getpid());
+             MP__SPAWN_FD0, (uintptr_t)mp__g.arena, mp__g.arena_size,
+             mp__arena_off(L), MP__SPAWN_FD0 + 1, (int)mp__getpid());
     int keep[2] = {mp__g.arena_fd, mp__g.lifeline_r};
     pid_t pid = mp__spawn_boot(bootvar, keep, 2);
     int r = pid < 0 ? pid : mp__adopt_child(pid, &p->pidfd);
