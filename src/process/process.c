@@ -188,6 +188,13 @@ static int observe(mp_process *p, uint64_t dl, int grace)
         return 1;
     int code = 0;
     int r = wait_end(p, dl, grace, &code);
+    if (r == MP_ECHILD) {
+        /* Our own child, yet no status to wait for: another wait in this
+           process (a SIGCHLD handler's waitpid(-1)) reaped it. It ended;
+           its code is lost. */
+        code = MP__CODE_STOLEN;
+        r = 1;
+    }
     if (r == 1) {
         pthread_mutex_lock(&children_mu);
         ended(p, code);
@@ -364,6 +371,8 @@ int mp_process_exitcode(mp_process *p, int *code)
         if (r == 0)
             return MP_EBUSY;
     }
+    if (p->exitcode == MP__CODE_STOLEN)
+        return MP_ECHILD;
     *code = p->exitcode;
     return 0;
 }

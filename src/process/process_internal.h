@@ -14,6 +14,10 @@
 #define MP__NAME_MAX  255
 #define MP__IDENT_MAX 128
 
+/* MP__CODE_STOLEN - the exit code of a child whose status another wait
+   in this process (not ours) collected: unknown. */
+#define MP__CODE_STOLEN INT32_MIN
+
 /* MP__EXIT_BOOT - exit status of a child that could not reach its target
    (arena range taken, target not found); it also writes why to stderr. */
 #define MP__EXIT_BOOT 255
