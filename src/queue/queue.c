@@ -554,8 +554,10 @@ int mp_queue_join(mp_queue *q, double timeout)
         if (dl == 0 || (dl != MP__NO_DEADLINE && mp__now_ns() >= dl))
             return MP_ETIMEDOUT;
         __atomic_store_n(&q->join_sleep, 1, __ATOMIC_SEQ_CST);
+        /* Naps: a task_done caller killed between its count and its
+           wake-up leaves the queue finished for us to find. */
         if (unfinished(q, __atomic_load_n(&q->done, __ATOMIC_SEQ_CST)) != 0)
-            mp__futex_wait(&q->done, d, dl);
+            mp__futex_wait(&q->done, d, mp__nap_until(dl));
     }
 }
 

@@ -104,7 +104,10 @@ int mp_event_wait(mp_event *e, double timeout)
             r = 1;
             break;
         }
-        if (mp__futex_wait(&e->word, now, dl) == MP_ETIMEDOUT) {
+        /* Naps: a setter killed between its store and its wake-up leaves
+           the flag set for us to find. */
+        if (mp__futex_wait(&e->word, now, mp__nap_until(dl)) == MP_ETIMEDOUT &&
+            mp__now_ns() >= dl) {
             now = __atomic_load_n(&e->word, __ATOMIC_ACQUIRE);
             r = (now & 1) || (now >> 1) != (v >> 1);
             break;

@@ -103,7 +103,10 @@ int mp_semaphore_acquire(mp_semaphore *s, double timeout)
             r = 0;
             break;
         }
-        if (mp__futex_wait(&s->value, 0, dl) == MP_ETIMEDOUT) {
+        /* Naps: a releaser killed between its increment and its wake-up
+           leaves a unit for us to find. */
+        if (mp__futex_wait(&s->value, 0, mp__nap_until(dl)) == MP_ETIMEDOUT &&
+            mp__now_ns() >= dl) {
             r = try_take(s) ? 0 : MP_ETIMEDOUT;
             break;
         }
