@@ -17,10 +17,19 @@
    before shrinking the head; a merge grows the surviving header in one
    store). When a process dies holding the lock, the next one walks the
    chain and rebuilds the lists: at worst the block the dead process was
-   allocating stays allocated and is lost. */
+   allocating stays allocated and is lost.
+
+   Waiting: an allocation waits for the lock at most until its caller's
+   deadline (a stopped holder, SIGSTOP or a debugger, must not hold up a
+   call with a timeout), and a free never waits: when the lock is taken it
+   pushes the block on a lock-free list of deferred frees (marking it
+   BLK_DEFERRED, so that a double free is caught), which the next holder
+   of the lock frees. A process killed while it frees that list leaks the
+   blocks it had not freed yet. */
 
 #define ARENA_MAGIC  0x616e657261706dULL /* "mparena" */
 #define BLK_USED     1u
+#define BLK_DEFERRED 2u /* on the deferred-free list (with BLK_USED) */
 #define BLK_MIN      32u
 #define NBINS        280
 #define BINMAP_WORDS ((NBINS + 63) / 64)
@@ -55,6 +64,9 @@ struct arena_hdr {
     uint64_t binmap[BINMAP_WORDS]; /* bit b: bins[b] is not empty */
     uint64_t recoveries;           /* repairs after a dead holder */
     uint64_t bad_frees;            /* rejected mp_shared_free calls */
+    uint64_t deferred;             /* deferred frees: first block's offset,
+                                      linked through their payloads; 0:
+                                      none. Pushed without the lock. */
 };
 
 void (*mp__arena_fault_hook)(int step);
@@ -168,14 +180,40 @@ static void recover(struct arena_hdr *a)
     a->recoveries++;
 }
 
-static int lock(struct arena_hdr *a)
+static void free_locked(struct arena_hdr *a, uint64_t off);
+
+/* Free the blocks whose frees were deferred; with the lock held. */
+static void drain_deferred(struct arena_hdr *a)
 {
-    int r = mp__rmutex_lock(&a->lock, MP__NO_DEADLINE);
+    if (__atomic_load_n(&a->deferred, __ATOMIC_ACQUIRE) == 0)
+        return;
+    uint64_t off = __atomic_exchange_n(&a->deferred, 0, __ATOMIC_ACQ_REL);
+    while (off != 0) {
+        uint64_t next;
+        memcpy(&next, mp__arena_ptr(off + 16), sizeof next);
+        free_locked(a, off);
+        off = next;
+    }
+}
+
+/* Take the allocator lock, waiting at most until dl; repair after a dead
+   holder, then free what others deferred. Returns 0, MP_ETIMEDOUT, or
+   the lock's error. */
+static int lock_until(struct arena_hdr *a, uint64_t dl)
+{
+    int r = mp__rmutex_lock(&a->lock, dl);
     if (r == MP_EOWNERDEAD) {
         recover(a);
         r = 0;
     }
+    if (r == 0)
+        drain_deferred(a);
     return r;
+}
+
+static int lock(struct arena_hdr *a)
+{
+    return lock_until(a, MP__NO_DEADLINE);
 }
 
 static void unlock(struct arena_hdr *a)
@@ -317,9 +355,10 @@ static uint64_t alloc_locked(struct arena_hdr *a, uint64_t need, uint64_t align,
     return boff;
 }
 
-void *mp__arena_alloc(size_t size, size_t align)
+void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err)
 {
     struct arena_hdr *a = H();
+    *err = MP_ENOMEM;
     if (a == NULL || size == 0 || align < 16 || (align & (align - 1)) != 0)
         return NULL;
     if (size > a->size)
@@ -327,8 +366,11 @@ void *mp__arena_alloc(size_t size, size_t align)
     uint64_t need = ((uint64_t)size + 16 + 15) & ~(uint64_t)15;
     if (need < BLK_MIN)
         need = BLK_MIN;
-    if (lock(a) != 0)
+    int r = lock_until(a, dl);
+    if (r != 0) {
+        *err = r == MP_ETIMEDOUT ? MP_ETIMEDOUT : MP_ENOMEM;
         return NULL;
+    }
     uint64_t dirty_end = 0;
     uint64_t off = alloc_locked(a, need, align, &dirty_end);
     unlock(a);
@@ -338,6 +380,12 @@ void *mp__arena_alloc(size_t size, size_t align)
     if (dirty_end > off + 16)
         memset(p, 0, (size_t)(dirty_end - off - 16));
     return p;
+}
+
+void *mp__arena_alloc(size_t size, size_t align)
+{
+    int err;
+    return mp__arena_alloc_until(size, align, MP__NO_DEADLINE, &err);
 }
 
 void *mp_shared_alloc(size_t size)
@@ -369,6 +417,29 @@ size_t mp__arena_usable(const void *ptr)
     return (size_t)(bsize(b) - 16);
 }
 
+/* Push the block at off on the deferred-free list: the lock is taken by
+   someone who may not let go soon. */
+static void defer_free(struct arena_hdr *a, uint64_t off)
+{
+    struct blk *b = B(off);
+    uint64_t sf = __atomic_load_n(&b->sf, __ATOMIC_ACQUIRE);
+    /* Claim it: a block freed twice is pushed once (a second push would
+       make the list a cycle); the second free counts as a bad one. */
+    if (off + BLK_MIN > __atomic_load_n(&a->top, __ATOMIC_ACQUIRE) ||
+        b->check != check_of(off) ||
+        (sf & (BLK_USED | BLK_DEFERRED)) != BLK_USED ||
+        !__atomic_compare_exchange_n(&b->sf, &sf, sf | BLK_DEFERRED, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        __atomic_add_fetch(&a->bad_frees, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t head = __atomic_load_n(&a->deferred, __ATOMIC_ACQUIRE);
+    do
+        memcpy(mp__arena_ptr(off + 16), &head, sizeof head);
+    while (!__atomic_compare_exchange_n(&a->deferred, &head, off, 1,
+                                        __ATOMIC_RELEASE, __ATOMIC_ACQUIRE));
+}
+
 void mp_shared_free(void *ptr)
 {
     struct arena_hdr *a = H();
@@ -377,13 +448,21 @@ void mp_shared_free(void *ptr)
     uint64_t off = mp__arena_off(ptr) - 16;
     if ((off & 15) != 0 || off < a->heap_start)
         return;
-    if (lock(a) != 0)
+    if (lock_until(a, 0) != 0) {
+        defer_free(a, off);
         return;
+    }
+    free_locked(a, off);
+    unlock(a);
+}
+
+/* Free the block at off (validated here); with the lock held. */
+static void free_locked(struct arena_hdr *a, uint64_t off)
+{
     struct blk *b = B(off);
     if (off + BLK_MIN > a->top || b->check != check_of(off) ||
         !(b->sf & BLK_USED) || off + bsize(b) > a->top) {
         a->bad_frees++;
-        unlock(a);
         return;
     }
     uint64_t s = bsize(b);
@@ -425,7 +504,6 @@ void mp_shared_free(void *ptr)
         if (s >= RELEASE_MIN)
             release_range(off + sizeof(struct fblk), off + s);
     }
-    unlock(a);
 }
 
 int mp__arena_check(const char **why)

@@ -83,6 +83,12 @@ static inline void *mp__arena_ptr(uint64_t off)
    two, at least 16). NULL when exhausted. */
 void *mp__arena_alloc(size_t size, size_t align);
 
+/* mp__arena_alloc_until - mp__arena_alloc that waits for the allocator's
+   lock at most until the CLOCK_MONOTONIC time dl. NULL with *err set to
+   MP_ENOMEM (exhausted, bad size) or MP_ETIMEDOUT (the lock's holder,
+   stopped or slow, kept it past dl). */
+void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err);
+
 /* mp__arena_usable - the usable bytes of the live block at ptr (as given
    by mp_shared_alloc), or 0 when ptr is not the start of one. */
 size_t mp__arena_usable(const void *ptr);

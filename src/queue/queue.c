@@ -20,7 +20,19 @@
    the dead one's lock gets MP_EOWNERDEAD from the kernel at once and has
    nothing to repair. What can be lost: a message a consumer had taken
    (committed) when it died, and the arena block of a large message whose
-   producer died between copying and committing. */
+   producer died between copying and committing.
+
+   Capacity bounds every byte a queue holds: the ring's records and the
+   blocks of messages that travel by reference (ref_in - ref_out). Each
+   side moves its counter with an absolute store, announced first in its
+   accounting line (the value before, the value after, and the head or
+   tail word the commit will store): the next holder of a dead one's lock
+   sees the announcement and settles the counter by whether that commit
+   happened. Producers count a block before committing it, consumers
+   after, so ref_out never passes ref_in.
+
+   Waiting for a lock takes the caller's deadline: a holder stopped by
+   SIGSTOP or a debugger makes the others time out, not hang. */
 
 #define Q_MAGIC       0x55455551u /* "QUEU" */
 #define Q_DEAD        0xdeadbeefu
@@ -55,6 +67,14 @@ struct qref {
     uint64_t len; /* message bytes */
 };
 
+/* acct - a side's announcement of a counter move tied to its commit. */
+struct acct {
+    uint64_t pending; /* 1 while a move is under way */
+    uint64_t before;  /* the counter before the move */
+    uint64_t after;   /* the counter after it */
+    uint64_t commit;  /* the head or tail word the commit stores */
+};
+
 /* mp_queue - one cache line per role, so that producers and consumers
    each keep their lock and their cached view of the other side local,
    and only the head and tail lines travel. */
@@ -69,14 +89,16 @@ struct mp_queue {
     char pad0[64 - 36];
     /* producers */
     mp__rmutex plock;
-    uint64_t ptail; /* producers' last view of tail */
-    char pad1[64 - 48];
+    uint64_t ptail;  /* producers' last view of tail */
+    uint64_t ref_in; /* bytes of by-reference messages ever put */
+    char pad1[64 - 56];
     uint64_t head; /* committed by producers */
     char pad2[64 - 8];
     /* consumers */
     mp__rmutex clock;
-    uint64_t chead; /* consumers' last view of head */
-    char pad3[64 - 48];
+    uint64_t chead;   /* consumers' last view of head */
+    uint64_t ref_out; /* bytes of by-reference messages ever taken */
+    char pad3[64 - 56];
     uint64_t tail; /* committed by consumers */
     char pad4[64 - 8];
     /* sleeping */
@@ -87,9 +109,14 @@ struct mp_queue {
     uint32_t done;       /* task_done calls (joinable) */
     uint32_t join_sleep; /* 1: a joiner may sleep */
     char pad5[64 - 24];
+    /* accounting announcements, one line per side */
+    struct acct pacct; /* producers': ref_in around a head commit */
+    char pad6[64 - sizeof(struct acct)];
+    struct acct cacct; /* consumers': ref_out around a tail commit */
+    char pad7[64 - sizeof(struct acct)];
 };
 
-_Static_assert(sizeof(struct mp_queue) == 6 * 64, "one line per role");
+_Static_assert(sizeof(struct mp_queue) == 8 * 64, "one line per role");
 
 void (*mp__queue_fault_hook)(int step);
 
@@ -158,11 +185,56 @@ int mp_queue_new(mp_queue **out, const mp_queue_opts *opts)
     return 0;
 }
 
-/* Take a queue lock; a dead holder left nothing to repair (see above). */
-static void qlock(mp__rmutex *m)
+/* Settle a dead holder's counter move: the value after it if its commit
+   happened (the word holds what it announced), else the value before. */
+static void settle(struct acct *a, uint64_t *word, uint64_t *counter)
 {
-    int r = mp__rmutex_lock(m, MP__NO_DEADLINE);
-    (void)r; /* 0 or MP_EOWNERDEAD: both mean ours now */
+    if (a->pending) {
+        *counter = __atomic_load_n(word, __ATOMIC_ACQUIRE) == a->commit
+                       ? a->after
+                       : a->before;
+        a->pending = 0;
+    }
+}
+
+/* Take the producers' (consumers') lock of q by dl. Returns 0, or
+   MP_ETIMEDOUT (a holder, stopped or slow, kept it past dl). */
+static int qlock(mp_queue *q, int producers, uint64_t dl)
+{
+    mp__rmutex *m = producers ? &q->plock : &q->clock;
+    int r = mp__rmutex_lock(m, dl);
+    if (r == MP_EOWNERDEAD) {
+        if (producers)
+            settle(&q->pacct, &q->head, &q->ref_in);
+        else
+            settle(&q->cacct, &q->tail, &q->ref_out);
+        r = 0;
+    }
+    return r;
+}
+
+/* Announce, in a, that counter goes from its value to after with the
+   commit that stores word value commit. */
+static void announce(struct acct *a, uint64_t counter, uint64_t after,
+                     uint64_t commit)
+{
+    a->before = counter;
+    a->after = after;
+    a->commit = commit;
+    __atomic_store_n(&a->pending, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Bytes of by-reference messages in the queue now (producers' view). */
+static uint64_t ref_bytes(mp_queue *q)
+{
+    return q->ref_in - __atomic_load_n(&q->ref_out, __ATOMIC_ACQUIRE);
+}
+
+/* The largest message q can ever hold: all of its capacity but the
+   record that refers to it. */
+static uint64_t max_msg(const mp_queue *q)
+{
+    return q->cap - (sizeof(struct rec) + sizeof(struct qref));
 }
 
 /* Spin until *word differs from seen (or the queue is closed) for the
@@ -231,17 +303,19 @@ static uint64_t rec_size(uint64_t len)
     return sizeof(struct rec) + round8(len);
 }
 
-/* Append one record (kind, payload of len bytes, or a qref) and commit.
-   Waits for room until dl. Returns 0, MP_EFULL, MP_ECLOSED. */
+/* Append one record (kind, payload of len bytes, or a qref of a block of
+   refl bytes) and commit. Waits for room until dl. Returns 0, MP_EFULL,
+   MP_ECLOSED. */
 static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
-                  uint64_t dl)
+                  uint64_t refl, uint64_t dl)
 {
     uint64_t need = rec_size(len);
     int waited = 0;
     for (;;) {
         if (__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE))
             return MP_ECLOSED;
-        qlock(&q->plock);
+        if (qlock(q, 1, dl) != 0)
+            return MP_EFULL;
         HOOK(MP__QP_LOCKED);
         /* Again under the lock, which close takes: a put that commits
            did so before the close, so a get that saw the close sees it. */
@@ -255,10 +329,10 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         uint64_t waste = need > to_end ? to_end : 0;
         uint64_t t = q->ptail;
         for (int fresh = 0;; fresh++) {
-            uint64_t used = (pos - POS(t)) & POS_MASK;
+            uint64_t used = ((pos - POS(t)) & POS_MASK) + ref_bytes(q);
             uint64_t n = (CNT(h) - CNT(t)) & CNT_MASK;
             /* The count field must not wrap: at most CNT_MASK messages. */
-            if (used + need + waste <= q->cap &&
+            if (used + need + waste + refl <= q->cap &&
                 n < (q->maxsize ? q->maxsize : CNT_MASK))
                 break;
             if (fresh) {
@@ -296,8 +370,14 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         } else if (len) {
             memcpy(base + off + sizeof r, data, len);
         }
-        __atomic_store_n(&q->head, PACK(CNT(h) + 1, pos + waste + need),
-                         __ATOMIC_SEQ_CST);
+        uint64_t nh = PACK(CNT(h) + 1, pos + waste + need);
+        if (refl) {
+            announce(&q->pacct, q->ref_in, q->ref_in + refl, nh);
+            __atomic_store_n(&q->ref_in, q->ref_in + refl, __ATOMIC_SEQ_CST);
+        }
+        __atomic_store_n(&q->head, nh, __ATOMIC_SEQ_CST);
+        if (refl)
+            __atomic_store_n(&q->pacct.pending, 0, __ATOMIC_RELEASE);
         HOOK(MP__QP_COMMITTED);
         mp__rmutex_unlock(&q->plock);
         HOOK(MP__QP_UNLOCKED);
@@ -327,7 +407,8 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
 {
     int waited = 0;
     for (;;) {
-        qlock(&q->clock);
+        if (qlock(q, 0, dl) != 0)
+            return MP_EEMPTY;
         HOOK(MP__QG_LOCKED);
         uint64_t t = q->tail;
         uint64_t h = q->chead;
@@ -390,8 +471,15 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
             memcpy(block, src, len);
         }
         HOOK(MP__QG_COPIED);
-        __atomic_store_n(&q->tail, PACK(CNT(t) + 1, POS(t) + rec_size(r.len)),
-                         __ATOMIC_SEQ_CST);
+        uint64_t nt = PACK(CNT(t) + 1, POS(t) + rec_size(r.len));
+        if (r.kind == K_REF)
+            announce(&q->cacct, q->ref_out, q->ref_out + ref.len, nt);
+        __atomic_store_n(&q->tail, nt, __ATOMIC_SEQ_CST);
+        if (r.kind == K_REF) {
+            __atomic_store_n(&q->ref_out, q->ref_out + ref.len,
+                             __ATOMIC_SEQ_CST);
+            __atomic_store_n(&q->cacct.pending, 0, __ATOMIC_RELEASE);
+        }
         HOOK(MP__QG_COMMITTED);
         mp__rmutex_unlock(&q->clock);
         HOOK(MP__QG_UNLOCKED);
@@ -409,15 +497,20 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
     uint64_t dl;
     if (!ok(q) || (data == NULL && len > 0) || mp__deadline(timeout, &dl))
         return MP_EINVAL;
+    /* Before any arithmetic on len: a failed read()'s (size_t)-1 must
+       not wrap into a small record. */
+    if (len > max_msg(q))
+        return MP_EMSGSIZE;
     if (rec_size(len) <= q->cap / 2)
-        return append(q, K_DATA, data, len, dl);
+        return append(q, K_DATA, data, len, 0, dl);
     /* Large: its own arena block, one copy, referenced from the ring. */
-    void *block = mp__arena_alloc(len, 64);
+    int err;
+    void *block = mp__arena_alloc_until(len, 64, dl, &err);
     if (block == NULL)
-        return MP_ENOMEM;
+        return err == MP_ETIMEDOUT ? MP_EFULL : MP_ENOMEM;
     memcpy(block, data, len);
     struct qref ref = {mp__arena_off(block), len};
-    int r = append(q, K_REF, &ref, sizeof ref, dl);
+    int r = append(q, K_REF, &ref, sizeof ref, len, dl);
     if (r != 0)
         mp_shared_free(block);
     return r;
@@ -429,8 +522,10 @@ int mp_queue_put_ref(mp_queue *q, void *block, size_t len, double timeout)
     if (!ok(q) || mp__arena_usable(block) < len ||
         mp__arena_usable(block) == 0 || mp__deadline(timeout, &dl))
         return MP_EINVAL;
+    if (len > max_msg(q))
+        return MP_EMSGSIZE;
     struct qref ref = {mp__arena_off(block), len};
-    return append(q, K_REF, &ref, sizeof ref, dl);
+    return append(q, K_REF, &ref, sizeof ref, len, dl);
 }
 
 ssize_t mp_queue_get_ex(mp_queue *q, void *buf, size_t cap, size_t *need,
@@ -499,15 +594,18 @@ int mp_queue_full(mp_queue *q)
     uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
     uint64_t n = (CNT(h) - CNT(t)) & CNT_MASK;
-    uint64_t used = (POS(h) - POS(t)) & POS_MASK;
-    return (q->maxsize && n >= q->maxsize) || q->cap - used < rec_size(8);
+    uint64_t refs = __atomic_load_n(&q->ref_in, __ATOMIC_ACQUIRE) -
+                    __atomic_load_n(&q->ref_out, __ATOMIC_ACQUIRE);
+    uint64_t used = ((POS(h) - POS(t)) & POS_MASK) + refs;
+    return (q->maxsize && n >= q->maxsize) || used > q->cap ||
+           q->cap - used < rec_size(8);
 }
 
 int mp_queue_close(mp_queue *q)
 {
     if (!ok(q))
         return MP_EINVAL;
-    qlock(&q->plock); /* no put is half done */
+    qlock(q, 1, MP__NO_DEADLINE); /* no put is half done */
     __atomic_store_n(&q->closed, 1, __ATOMIC_SEQ_CST);
     mp__rmutex_unlock(&q->plock);
     mp__wake_all(&q->data_seq);
