@@ -76,6 +76,7 @@ extern "C" {
     X(MP_EBUSY, -EBUSY, "still running or in use")                             \
     X(MP_EEXIST, -EEXIST, "already exists")                                    \
     X(MP_EINVAL, -EINVAL, "invalid argument")                                  \
+    X(MP_EFBIG, -EFBIG, "over the file-size limit (ulimit -f)")                \
     X(MP_EMFILE, -EMFILE, "too many open files")                               \
     X(MP_ENOSPC, -ENOSPC, "no space left")                                     \
     X(MP_EPIPE, -EPIPE, "broken pipe: the peer is gone")                       \

@@ -31,7 +31,9 @@ static void cgroup2_path(char *out, size_t len)
     out[0] = '\0';
     if (mp__read_file("/proc/self/cgroup", buf, sizeof buf) < 0)
         return;
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL; /* strtok_r: mp_cpu_count may run in many threads */
+    for (char *line = strtok_r(buf, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "0::", 3) == 0) {
             snprintf(out, len, "%s", line + 3);
             return;

@@ -3,10 +3,17 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 int mp__memfd_new(const char *name, size_t size)
 {
+    /* Over the file-size limit (ulimit -f), ftruncate would not fail: the
+       kernel would kill the process with SIGXFSZ. */
+    struct rlimit fl;
+    if (getrlimit(RLIMIT_FSIZE, &fl) == 0 && fl.rlim_cur != RLIM_INFINITY &&
+        (uint64_t)size > (uint64_t)fl.rlim_cur)
+        return -EFBIG;
     int fd = memfd_create(name, MFD_CLOEXEC);
     if (fd < 0)
         return -errno;

@@ -134,7 +134,8 @@ int mp__tid_alive(pid_t tid);
  */
 
 /* mp__memfd_new - an anonymous shared-memory file of size bytes (sparse,
-   close-on-exec). Returns the fd or a negative errno. */
+   close-on-exec). Returns the fd or a negative errno (MP_EFBIG: size is
+   over the file-size limit, RLIMIT_FSIZE). */
 int mp__memfd_new(const char *name, size_t size);
 
 /* mp__map_fd - map size bytes of fd shared and read-write. With addr

@@ -299,7 +299,10 @@ int mp_process_join(mp_process *p, double timeout)
         return r;
     if (p->state == MP__P_ENDED)
         return 0;
-    pthread_mutex_lock(&p->wait_mu);
+    /* Another thread may be joining with a longer timeout: wait for it
+       no longer than ours. */
+    if (!mp__mutex_lock_until(&p->wait_mu, dl))
+        return MP_ETIMEDOUT;
     r = observe(p, dl, 1);
     pthread_mutex_unlock(&p->wait_mu);
     if (r == 1)
@@ -453,6 +456,10 @@ int mp_active_children(mp_process **out, size_t cap)
         /* A child another thread is waiting on counts as running. */
         if (pthread_mutex_trylock(&p->wait_mu) == 0) {
             r = p->state == MP__P_RUNNING ? wait_end(p, 0, 0, &code) : 1;
+            if (r == MP_ECHILD) { /* reaped by another wait: ended */
+                code = MP__CODE_STOLEN;
+                r = 1;
+            }
             if (r == 1 && p->state == MP__P_RUNNING)
                 ended(p, code);
             pthread_mutex_unlock(&p->wait_mu);

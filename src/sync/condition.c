@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 /* How it stays exact: a waiter takes a ticket (total++) and remembers
    wakeup as seq. notify(n) issues up to n wake-ups (wakeup++), never more
@@ -54,6 +55,10 @@ static int format(mp_condition *c, mp_lock *lock, mp_rlock *rlock,
         c->own.m.user[2] = 0;
         c->own.m.user[0] = MP__RLOCK_MAGIC;
         rlock = &c->own;
+    } else {
+        /* No lock of its own: free must find none in placed memory,
+           whatever it held before. */
+        memset(&c->own, 0, sizeof c->own);
     }
     c->flags = flags;
     c->futex = 0;
