@@ -1,6 +1,6 @@
 /* exit_main.c - a program that starts a daemon child and a worker child
    and returns from main without joining: the library must terminate the
-   daemon and join the worker. Run by test_lifetime. */
+   daemon and join the worker. Run by test_process_lifetime. */
 #include "multiproc.h"
 
 #include <stdio.h>

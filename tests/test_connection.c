@@ -1,7 +1,7 @@
-/* test_conn.c - Pipe, Connection and mp_wait: messages both ways, one-way
-   direction, order of many messages through a child, large messages,
-   timeouts, partial messages, MP_EMSGSIZE, poll, end of stream, dead
-   peers, full buffers, signals, waiting on many; after CPython's
+/* test_connection.c - Pipe, Connection and mp_wait: messages both ways,
+   one-way direction, order of many messages through a child, large
+   messages, timeouts, partial messages, MP_EMSGSIZE, poll, end of stream,
+   dead peers, full buffers, signals, waiting on many; after CPython's
    _TestConnection. */
 #include "harness.h"
 
@@ -24,7 +24,7 @@
 /* A new pipe; fails the test on error. */
 static void new_pipe(mp_conn **a, mp_conn **b, int duplex)
 {
-    ck_assert_int_eq(mp_pipe_new(a, b, duplex), 0);
+    mp_ck_code(mp_pipe_new(a, b, duplex), 0);
     ck_assert_ptr_nonnull(*a);
     ck_assert_ptr_nonnull(*b);
 }
@@ -63,7 +63,7 @@ static int filled(const unsigned char *p, size_t n, uint32_t seed)
 /* Send a string (without its NUL); fails the test on error. */
 static void send_str(mp_conn *c, const char *s)
 {
-    ck_assert_int_eq(mp_conn_send(c, s, strlen(s), 5), 0);
+    mp_ck_code(mp_conn_send(c, s, strlen(s), 5), 0);
 }
 
 /* Receive a message and compare it with s; fails the test otherwise. */
@@ -114,7 +114,7 @@ static int child_echo(void *arg)
     return 0;
 }
 
-START_TEST(duplex_both_ways)
+MP_TEST(duplex_both_ways)
 {
     mp_conn *c[2];
     new_pipe(&c[0], &c[1], 1);
@@ -123,8 +123,8 @@ START_TEST(duplex_both_ways)
     send_str(c[1], "world");
     recv_str(c[1], "hello");
     recv_str(c[0], "world");
-    ck_assert_int_eq(mp_conn_send(c[0], "", 0, 0), 0);
-    ck_assert_int_eq(mp_conn_send(c[0], NULL, 0, 0), 0);
+    mp_ck_code(mp_conn_send(c[0], "", 0, 0), 0);
+    mp_ck_code(mp_conn_send(c[0], NULL, 0, 0), 0);
     char buf[8];
     ck_assert_int_eq(mp_conn_recv(c[1], buf, sizeof buf, 1), 0);
     ck_assert_int_eq(mp_conn_recv(c[1], NULL, 0, 1), 0);
@@ -134,7 +134,7 @@ START_TEST(duplex_both_ways)
     mp_conn_close(c[1]);
     const char *msgs[] = {"a", "", "some longer message \x01\x02\x00x", "last"};
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(mp_conn_send(c[0], msgs[i], strlen(msgs[i]), 5), 0);
+        mp_ck_code(mp_conn_send(c[0], msgs[i], strlen(msgs[i]), 5), 0);
         recv_str(c[0], msgs[i]);
     }
     /* Pipelined: several in flight, echoed in order. */
@@ -145,7 +145,6 @@ START_TEST(duplex_both_ways)
     mp_conn_close(c[0]);
     ck_assert_int_eq(mp_test_finish(p, 30), 0);
 }
-END_TEST
 
 /* A child that sends "late" on c[1] after 0.2 s, then closes it. */
 static int child_late(void *arg)
@@ -158,20 +157,20 @@ static int child_late(void *arg)
     return r == 0 ? 0 : 40;
 }
 
-START_TEST(one_way_direction)
+MP_TEST(one_way_direction)
 {
     mp_conn *r, *w;
     new_pipe(&r, &w, 0);
     char buf[16];
     void *m = (void *)&buf;
     /* Python's Pipe(False): (reader, writer). */
-    ck_assert_int_eq(mp_conn_send(r, "x", 1, 0), MP_EBADF);
-    ck_assert_int_eq(mp_conn_recv(w, buf, sizeof buf, 0), MP_EBADF);
-    ck_assert_int_eq(mp_conn_recv_alloc(w, &m, 0), MP_EBADF);
-    ck_assert_int_eq(mp_conn_poll(w, 0), MP_EBADF);
+    mp_ck_code(mp_conn_send(r, "x", 1, 0), MP_EBADF);
+    mp_ck_code(mp_conn_recv(w, buf, sizeof buf, 0), MP_EBADF);
+    mp_ck_code(mp_conn_recv_alloc(w, &m, 0), MP_EBADF);
+    mp_ck_code(mp_conn_poll(w, 0), MP_EBADF);
     send_str(w, "one way");
     recv_str(r, "one way");
-    ck_assert_int_eq(mp_conn_recv(r, buf, sizeof buf, 0), MP_ETIMEDOUT);
+    mp_ck_code(mp_conn_recv(r, buf, sizeof buf, 0), MP_ETIMEDOUT);
 
     /* Across a fork: the child writes, the parent reads, then sees the
        end of the stream once every writer is gone. */
@@ -179,11 +178,10 @@ START_TEST(one_way_direction)
     mp_process *p = mp_test_start(child_late, c, 0, MP_START_FORK);
     mp_conn_close(w);
     recv_str(r, "late");
-    ck_assert_int_eq(mp_conn_recv(r, buf, sizeof buf, 5), MP_EOF);
+    mp_ck_code(mp_conn_recv(r, buf, sizeof buf, 5), MP_EOF);
     ck_assert_int_eq(mp_test_finish(p, 30), 0);
     mp_conn_close(r);
 }
-END_TEST
 
 /* ---- order of many messages ---------------------------------------------
  */
@@ -310,7 +308,7 @@ static int fifo_take(mp_conn *c, unsigned char *buf, uint32_t i, uint64_t *sum)
     return fifo_ok(buf, (size_t)n, i);
 }
 
-START_TEST(fifo_order_through_child)
+MP_TEST(fifo_order_through_child)
 {
     fill(fifo_pool, sizeof fifo_pool, 99);
     unsigned char *buf = malloc(FIFO_MAX);
@@ -355,7 +353,7 @@ START_TEST(fifo_order_through_child)
         ck_assert_uint_eq(summary[0], FIFO_N);
         ck_assert(summary[1] == sum);
         /* The child closed its ends: the end of the stream. */
-        ck_assert_int_eq(mp_conn_recv(f.c[3], buf, FIFO_MAX, 30), MP_EOF);
+        mp_ck_code(mp_conn_recv(f.c[3], buf, FIFO_MAX, 30), MP_EOF);
         if (!duplex)
             mp_conn_close(f.c[3]);
         else
@@ -364,7 +362,6 @@ START_TEST(fifo_order_through_child)
     }
     free(buf);
 }
-END_TEST
 
 /* ---- a large message ----------------------------------------------------
  */
@@ -401,7 +398,7 @@ static int child_big(void *arg)
     return 0;
 }
 
-START_TEST(message_of_16_mib)
+MP_TEST(message_of_16_mib)
 {
     unsigned char *out = malloc(BIG), *in = malloc(BIG);
     fill(out, BIG, 16);
@@ -420,12 +417,12 @@ START_TEST(message_of_16_mib)
         if (!duplex)
             mp_conn_close(b.c[2]);
         /* Far more than a socket or pipe holds: partial writes. */
-        ck_assert_int_eq(mp_conn_send(b.c[0], out, BIG, 60), 0);
+        mp_ck_code(mp_conn_send(b.c[0], out, BIG, 60), 0);
         memset(in, 0, BIG);
         ck_assert_int_eq(mp_conn_recv(b.c[3], in, BIG, 60), (ssize_t)BIG);
         ck_assert_int_eq(memcmp(in, out, BIG), 0);
         ck_assert_int_eq(mp_test_finish(p, 60), 0);
-        ck_assert_int_eq(mp_conn_recv(b.c[3], in, BIG, 5), MP_EOF);
+        mp_ck_code(mp_conn_recv(b.c[3], in, BIG, 5), MP_EOF);
         mp_conn_close(b.c[0]);
         if (!duplex)
             mp_conn_close(b.c[3]);
@@ -433,12 +430,11 @@ START_TEST(message_of_16_mib)
     free(out);
     free(in);
 }
-END_TEST
 
 /* ---- timeouts, partial messages, MP_EMSGSIZE ----------------------------
  */
 
-START_TEST(recv_timeout_honoured)
+MP_TEST(recv_timeout_honoured)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *a, *b;
@@ -446,19 +442,19 @@ START_TEST(recv_timeout_honoured)
         char buf[16];
         void *m = NULL;
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0), MP_ETIMEDOUT);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
         ck_assert_ptr_null(m);
         ck_assert(mp_test_now() - t0 < 0.05);
         t0 = mp_test_now();
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.2), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.2), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.2 && el < 1.5, "recv(0.2) took %.3f s", el);
         t0 = mp_test_now();
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0.2), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, 0.2), MP_ETIMEDOUT);
         el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.2 && el < 1.5, "recv_alloc(0.2) took %.3f", el);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, NAN), MP_EINVAL);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, NAN), MP_EINVAL);
         /* A message already there is taken even with a timeout of 0. */
         send_str(b, "now");
         ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0), 3);
@@ -466,9 +462,8 @@ START_TEST(recv_timeout_honoured)
         mp_conn_close(b);
     }
 }
-END_TEST
 
-START_TEST(partial_message_kept)
+MP_TEST(partial_message_kept)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *a, *b;
@@ -481,11 +476,11 @@ START_TEST(partial_message_kept)
         /* A header in two pieces, then the payload in two pieces: each
            call that times out keeps what it read. */
         raw_write(fd, hdr, 3);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
         ck_assert_int_eq(mp_conn_poll(a, 0), 0);
         raw_write(fd, hdr + 3, 5);
         raw_write(fd, "0123", 4);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
         raw_write(fd, "456789", 6);
         memset(other, 0, sizeof other);
         ck_assert_int_eq(mp_conn_recv(a, other, sizeof other, 1), 10);
@@ -495,9 +490,9 @@ START_TEST(partial_message_kept)
            it; recv_alloc finishes it. */
         raw_write(fd, hdr, 8);
         raw_write(fd, "abcd", 4);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
-        ck_assert_int_eq(mp_conn_recv(a, buf, 5, 0.05), MP_EMSGSIZE);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, 5, 0.05), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, 0.05), MP_ETIMEDOUT);
         raw_write(fd, "efghij", 6);
         ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 10);
         ck_assert_int_eq(memcmp(m, "abcdefghij", 10), 0);
@@ -511,41 +506,39 @@ START_TEST(partial_message_kept)
         le64(hdr, 100);
         raw_write(fd, hdr, 8);
         raw_write(fd, "0123456789", 10);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_EMSGSIZE);
-        ck_assert_int_eq(mp_conn_recv(a, other, sizeof other, 0.05),
-                         MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, other, sizeof other, 0.05), MP_EMSGSIZE);
         void *big;
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &big, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv_alloc(a, &big, 0.05), MP_ETIMEDOUT);
         mp_conn_close(b);
         /* Its length is known, so a small buffer still hears it is too
            long; reading it finds the end. */
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), MP_EMSGSIZE);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &big, 1), MP_EOF);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv_alloc(a, &big, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
         mp_conn_close(a);
 
         /* And in the middle of a header. */
         new_pipe(&a, &b, duplex);
         raw_write(mp_conn_fileno(b), hdr, 5);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
         mp_conn_close(b);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
         mp_conn_close(a);
     }
 }
-END_TEST
 
-START_TEST(msgsize_leaves_message)
+MP_TEST(msgsize_leaves_message)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *a, *b;
         new_pipe(&a, &b, duplex);
         unsigned char msg[100], buf[100];
         fill(msg, sizeof msg, 1);
-        ck_assert_int_eq(mp_conn_send(b, msg, sizeof msg, 1), 0);
-        ck_assert_int_eq(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
-        ck_assert_int_eq(mp_conn_recv(a, buf, 99, 1), MP_EMSGSIZE);
-        ck_assert_int_eq(mp_conn_recv(a, NULL, 0, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_send(b, msg, sizeof msg, 1), 0);
+        mp_ck_code(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, buf, 99, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, NULL, 0, 1), MP_EMSGSIZE);
         /* Still there for poll, poll(2) and mp_wait. */
         ck_assert_int_eq(mp_conn_poll(a, 0), 1);
         int fd = mp_conn_fileno(a), ready = 0;
@@ -555,9 +548,9 @@ START_TEST(msgsize_leaves_message)
         ck_assert_int_eq(memcmp(buf, msg, sizeof msg), 0);
 
         /* recv_alloc takes it, and order is kept. */
-        ck_assert_int_eq(mp_conn_send(b, msg, 50, 1), 0);
+        mp_ck_code(mp_conn_send(b, msg, 50, 1), 0);
         send_str(b, "small");
-        ck_assert_int_eq(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
         void *m;
         ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 50);
         ck_assert_int_eq(memcmp(m, msg, 50), 0);
@@ -569,15 +562,14 @@ START_TEST(msgsize_leaves_message)
         mp_conn_close(b);
     }
 }
-END_TEST
 
-START_TEST(recv_alloc_messages)
+MP_TEST(recv_alloc_messages)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *a, *b;
         new_pipe(&a, &b, duplex);
         send_str(b, "hello");
-        ck_assert_int_eq(mp_conn_send(b, NULL, 0, 1), 0);
+        mp_ck_code(mp_conn_send(b, NULL, 0, 1), 0);
         void *m = NULL;
         ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 5);
         ck_assert_int_eq(memcmp(m, "hello", 5), 0);
@@ -586,20 +578,19 @@ START_TEST(recv_alloc_messages)
         ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 0);
         ck_assert_ptr_nonnull(m); /* a buffer even for nothing */
         free(m);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
         ck_assert_ptr_null(m);
         mp_conn_close(b);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
         ck_assert_ptr_null(m);
         mp_conn_close(a);
     }
 }
-END_TEST
 
 /* ---- poll, the end of the stream, dead peers ----------------------------
  */
 
-START_TEST(poll_readiness)
+MP_TEST(poll_readiness)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *c[2];
@@ -609,7 +600,7 @@ START_TEST(poll_readiness)
         ck_assert_int_eq(mp_conn_poll(c[0], 0.1), 0);
         double el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.1 && el < 1.5, "poll(0.1) took %.3f s", el);
-        ck_assert_int_eq(mp_conn_poll(c[0], NAN), MP_EINVAL);
+        mp_ck_code(mp_conn_poll(c[0], NAN), MP_EINVAL);
         send_str(c[1], "x");
         ck_assert_int_eq(mp_conn_poll(c[0], 0), 1);
         ck_assert_int_eq(mp_conn_poll(c[0], 0), 1); /* poll takes nothing */
@@ -629,15 +620,14 @@ START_TEST(poll_readiness)
         recv_str(c[0], "late");
         ck_assert_int_eq(mp_conn_poll(c[0], 10), 1);
         char buf[8];
-        ck_assert_int_eq(mp_conn_recv(c[0], buf, sizeof buf, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(c[0], buf, sizeof buf, 1), MP_EOF);
         ck_assert_int_eq(mp_conn_poll(c[0], 0), 1);
         ck_assert_int_eq(mp_test_finish(p, 30), 0);
         mp_conn_close(c[0]);
     }
 }
-END_TEST
 
-START_TEST(peer_close_drains_then_eof)
+MP_TEST(peer_close_drains_then_eof)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *a, *b;
@@ -651,17 +641,16 @@ START_TEST(peer_close_drains_then_eof)
         recv_str(a, "two");
         recv_str(a, "three");
         char buf[8];
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0), MP_EOF);
         ck_assert_int_eq(mp_conn_poll(a, 0), 1);
         if (duplex)
-            ck_assert_int_eq(mp_conn_send(a, "x", 1, 1), MP_EPIPE);
+            mp_ck_code(mp_conn_send(a, "x", 1, 1), MP_EPIPE);
         mp_conn_close(a);
     }
 }
-END_TEST
 
-START_TEST(epipe_without_sigpipe)
+MP_TEST(epipe_without_sigpipe)
 {
     /* SIGPIPE at its default would kill this process. */
     signal(SIGPIPE, SIG_DFL);
@@ -669,8 +658,8 @@ START_TEST(epipe_without_sigpipe)
         mp_conn *r, *w;
         new_pipe(&r, &w, duplex);
         mp_conn_close(r);
-        ck_assert_int_eq(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
-        ck_assert_int_eq(mp_conn_send(w, "x", 1, 0), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, 0), MP_EPIPE);
         sigset_t pending;
         sigpending(&pending);
         ck_assert(!sigismember(&pending, SIGPIPE));
@@ -682,7 +671,7 @@ START_TEST(epipe_without_sigpipe)
         sigaddset(&pipe_set, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
         pthread_kill(pthread_self(), SIGPIPE);
-        ck_assert_int_eq(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
         sigpending(&pending);
         ck_assert(sigismember(&pending, SIGPIPE));
         pthread_sigmask(SIG_BLOCK, NULL, &now);
@@ -693,7 +682,6 @@ START_TEST(epipe_without_sigpipe)
         mp_conn_close(w);
     }
 }
-END_TEST
 
 /* killed - what the killed child holds: c[0..4) with the ones it keeps
    named; a flag in the arena says its messages are sent. */
@@ -719,7 +707,7 @@ static int child_send_then_hang(void *arg)
     return 51;
 }
 
-START_TEST(peer_killed)
+MP_TEST(peer_killed)
 {
     int *sent = mp_shared_alloc(sizeof(int));
     ck_assert_ptr_nonnull(sent);
@@ -752,28 +740,27 @@ START_TEST(peer_killed)
         ck_assert_int_eq(__atomic_load_n(sent, __ATOMIC_SEQ_CST), 1);
         /* Left unread in the dead child's socket: its peer is reset. */
         send_str(out, "never read");
-        ck_assert_int_eq(mp_process_kill(p), 0);
+        mp_ck_code(mp_process_kill(p), 0);
         ck_assert_int_eq(mp_test_finish(p, 30), -SIGKILL);
         /* What it sent before dying is still delivered, then the end. */
         recv_str(in, "first");
         recv_str(in, "second");
         char buf[16];
-        ck_assert_int_eq(mp_conn_recv(in, buf, sizeof buf, 5), MP_EOF);
-        ck_assert_int_eq(mp_conn_recv(in, buf, sizeof buf, 0), MP_EOF);
-        ck_assert_int_eq(mp_conn_send(out, "x", 1, 5), MP_EPIPE);
-        ck_assert_int_eq(mp_conn_send(out, "x", 1, 0), MP_EPIPE);
+        mp_ck_code(mp_conn_recv(in, buf, sizeof buf, 5), MP_EOF);
+        mp_ck_code(mp_conn_recv(in, buf, sizeof buf, 0), MP_EOF);
+        mp_ck_code(mp_conn_send(out, "x", 1, 5), MP_EPIPE);
+        mp_ck_code(mp_conn_send(out, "x", 1, 0), MP_EPIPE);
         mp_conn_close(in);
         if (!duplex)
             mp_conn_close(out);
     }
     mp_shared_free(sent);
 }
-END_TEST
 
 /* ---- full buffers -------------------------------------------------------
  */
 
-START_TEST(send_timeout_on_full_buffer)
+MP_TEST(send_timeout_on_full_buffer)
 {
     /* 1 KiB messages: each written whole or not at all (one socket
        buffer, under PIPE_BUF), so a time out sends nothing. */
@@ -789,10 +776,10 @@ START_TEST(send_timeout_on_full_buffer)
             count++;
             memcpy(msg, &count, sizeof count);
         }
-        ck_assert_int_eq(rc, MP_ETIMEDOUT);
+        mp_ck_code(rc, MP_ETIMEDOUT);
         ck_assert_uint_gt(count, 0);
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_conn_send(w, msg, SZ, 0.2), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_send(w, msg, SZ, 0.2), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.2 && el < 1.5, "send(0.2) took %.3f s", el);
         /* Still usable: every message arrives whole, then nothing. */
@@ -805,16 +792,15 @@ START_TEST(send_timeout_on_full_buffer)
             bad += seq != i;
         }
         ck_assert_int_eq(bad, 0);
-        ck_assert_int_eq(mp_conn_recv(r, buf, SZ, 0), MP_ETIMEDOUT);
-        ck_assert_int_eq(mp_conn_send(w, "after", 5, 1), 0);
+        mp_ck_code(mp_conn_recv(r, buf, SZ, 0), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_send(w, "after", 5, 1), 0);
         recv_str(r, "after");
         mp_conn_close(r);
         mp_conn_close(w);
     }
 }
-END_TEST
 
-START_TEST(send_timeout_part_way_breaks)
+MP_TEST(send_timeout_part_way_breaks)
 {
     unsigned char *big = malloc(BIG);
     fill(big, BIG, 3);
@@ -823,19 +809,19 @@ START_TEST(send_timeout_part_way_breaks)
         new_pipe(&r, &w, duplex);
         send_str(w, "first");
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_conn_send(w, big, BIG, 0.3), MP_ETIMEDOUT);
+        mp_ck_code(mp_conn_send(w, big, BIG, 0.3), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.3 && el < 1.5, "send(0.3) took %.3f s", el);
         /* Broken from now on; the descriptor stays valid till close. */
-        ck_assert_int_eq(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
         ck_assert_int_ge(mp_conn_fileno(w), 0);
         /* The reader gets what came before, then the end: never the
            torn message. */
         recv_str(r, "first");
         void *m = NULL;
-        ck_assert_int_eq(mp_conn_recv_alloc(r, &m, 5), MP_EOF);
+        mp_ck_code(mp_conn_recv_alloc(r, &m, 5), MP_EOF);
         ck_assert_ptr_null(m);
-        ck_assert_int_eq(mp_conn_recv(r, big, BIG, 0), MP_EOF);
+        mp_ck_code(mp_conn_recv(r, big, BIG, 0), MP_EOF);
         if (duplex) {
             /* Only that direction is shut. */
             send_str(r, "back");
@@ -846,7 +832,6 @@ START_TEST(send_timeout_part_way_breaks)
     }
     free(big);
 }
-END_TEST
 
 /* ---- signals ------------------------------------------------------------
  */
@@ -859,7 +844,7 @@ static void on_alarm(int sig)
     alarms++;
 }
 
-START_TEST(signals_do_not_cut_waits)
+MP_TEST(signals_do_not_cut_waits)
 {
     /* A handler without SA_RESTART: every wait sees EINTR. */
     struct sigaction sa = {.sa_handler = on_alarm}, old;
@@ -872,7 +857,7 @@ START_TEST(signals_do_not_cut_waits)
     new_pipe(&a, &b, 1);
     char buf[8];
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 0.3), MP_ETIMEDOUT);
+    mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.3), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.3 && el < 1.5, "recv(0.3) took %.3f s", el);
     t0 = mp_test_now();
@@ -887,8 +872,7 @@ START_TEST(signals_do_not_cut_waits)
     while (mp_conn_send(b, fillbuf, sizeof fillbuf, 0) == 0)
         ;
     t0 = mp_test_now();
-    ck_assert_int_eq(mp_conn_send(b, fillbuf, sizeof fillbuf, 0.3),
-                     MP_ETIMEDOUT);
+    mp_ck_code(mp_conn_send(b, fillbuf, sizeof fillbuf, 0.3), MP_ETIMEDOUT);
     ck_assert(mp_test_now() - t0 >= 0.3);
 
     ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
@@ -897,7 +881,6 @@ START_TEST(signals_do_not_cut_waits)
     mp_conn_close(a);
     mp_conn_close(b);
 }
-END_TEST
 
 /* ---- mp_wait ------------------------------------------------------------
  */
@@ -933,7 +916,7 @@ static int ready_is(const int *ready, int r0, int r1, int r2, int r3)
     return ready[0] == r0 && ready[1] == r1 && ready[2] == r2 && ready[3] == r3;
 }
 
-START_TEST(wait_connections_and_sentinels)
+MP_TEST(wait_connections_and_sentinels)
 {
     struct waits w;
     new_pipe(&w.c[0], &w.c[1], 1);
@@ -973,7 +956,7 @@ START_TEST(wait_connections_and_sentinels)
     ck_assert(ready_is(ready, 1, 0, 1, 0));
 
     /* The second child is killed. */
-    ck_assert_int_eq(mp_process_kill(p2), 0);
+    mp_ck_code(mp_process_kill(p2), 0);
     ck_assert_int_eq(mp_wait(fds + 3, 1, ready, 10), 1);
     ck_assert_int_eq(ready[0], 1);
     ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 3);
@@ -982,10 +965,10 @@ START_TEST(wait_connections_and_sentinels)
     ck_assert_int_eq(mp_wait(fds + 1, 1, ready, 0), 0);
 
     /* Bad arguments. */
-    ck_assert_int_eq(mp_wait(NULL, 1, ready, 0), MP_EINVAL);
+    mp_ck_code(mp_wait(NULL, 1, ready, 0), MP_EINVAL);
     int neg[2] = {fds[0], -1};
-    ck_assert_int_eq(mp_wait(neg, 2, ready, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_wait(fds, 4, ready, NAN), MP_EINVAL);
+    mp_ck_code(mp_wait(neg, 2, ready, 0), MP_EINVAL);
+    mp_ck_code(mp_wait(fds, 4, ready, NAN), MP_EINVAL);
     t0 = mp_test_now();
     ck_assert_int_eq(mp_wait(NULL, 0, NULL, 0.1), 0);
     ck_assert(mp_test_now() - t0 >= 0.1);
@@ -997,12 +980,11 @@ START_TEST(wait_connections_and_sentinels)
     mp_conn_close(w.c[3]);
     mp_conn_close(w.c[4]);
 }
-END_TEST
 
 /* ---- descriptors and bad inputs -----------------------------------------
  */
 
-START_TEST(fileno_descriptors)
+MP_TEST(fileno_descriptors)
 {
     for (int duplex = 0; duplex <= 1; duplex++) {
         mp_conn *a, *b;
@@ -1024,59 +1006,33 @@ START_TEST(fileno_descriptors)
         mp_conn_close(b);
     }
 }
-END_TEST
 
-START_TEST(bad_inputs)
+MP_TEST(bad_inputs)
 {
     mp_conn *a = (mp_conn *)1, *b = (mp_conn *)1;
-    ck_assert_int_eq(mp_pipe_new(NULL, &b, 1), MP_EINVAL);
-    ck_assert_int_eq(mp_pipe_new(&a, NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_pipe_new(NULL, NULL, 1), MP_EINVAL);
+    mp_ck_code(mp_pipe_new(NULL, &b, 1), MP_EINVAL);
+    mp_ck_code(mp_pipe_new(&a, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_pipe_new(NULL, NULL, 1), MP_EINVAL);
     new_pipe(&a, &b, 1);
     char buf[8];
     void *m;
-    ck_assert_int_eq(mp_conn_send(NULL, "x", 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_send(a, NULL, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_send(a, "x", 1, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_recv(NULL, buf, sizeof buf, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_recv(b, NULL, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_recv(b, buf, sizeof buf, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_recv_alloc(NULL, &m, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_recv_alloc(b, NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_recv_alloc(b, &m, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_poll(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_fileno(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_conn_close(NULL), 0);
-    ck_assert_int_eq(mp_wait(NULL, 1, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_send(NULL, "x", 1, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_send(a, NULL, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_send(a, "x", 1, NAN), MP_EINVAL);
+    mp_ck_code(mp_conn_recv(NULL, buf, sizeof buf, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_recv(b, NULL, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_recv(b, buf, sizeof buf, NAN), MP_EINVAL);
+    mp_ck_code(mp_conn_recv_alloc(NULL, &m, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_recv_alloc(b, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_recv_alloc(b, &m, NAN), MP_EINVAL);
+    mp_ck_code(mp_conn_poll(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_conn_fileno(NULL), MP_EINVAL);
+    mp_ck_code(mp_conn_close(NULL), 0);
+    mp_ck_code(mp_wait(NULL, 1, NULL, 0), MP_EINVAL);
     /* Nothing was disturbed by the refused calls. */
     send_str(a, "ok");
     recv_str(b, "ok");
-    ck_assert_int_eq(mp_conn_recv(b, NULL, 0, 0), MP_ETIMEDOUT);
-    ck_assert_int_eq(mp_conn_close(a), 0);
-    ck_assert_int_eq(mp_conn_close(b), 0);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("conn");
-    mp_test_add(s, duplex_both_ways);
-    mp_test_add(s, one_way_direction);
-    mp_test_add(s, fifo_order_through_child);
-    mp_test_add(s, message_of_16_mib);
-    mp_test_add(s, recv_timeout_honoured);
-    mp_test_add(s, partial_message_kept);
-    mp_test_add(s, msgsize_leaves_message);
-    mp_test_add(s, recv_alloc_messages);
-    mp_test_add(s, poll_readiness);
-    mp_test_add(s, peer_close_drains_then_eof);
-    mp_test_add(s, epipe_without_sigpipe);
-    mp_test_add(s, peer_killed);
-    mp_test_add(s, send_timeout_on_full_buffer);
-    mp_test_add(s, send_timeout_part_way_breaks);
-    mp_test_add(s, signals_do_not_cut_waits);
-    mp_test_add(s, wait_connections_and_sentinels);
-    mp_test_add(s, fileno_descriptors);
-    mp_test_add(s, bad_inputs);
-    return s;
+    mp_ck_code(mp_conn_recv(b, NULL, 0, 0), MP_ETIMEDOUT);
+    mp_ck_code(mp_conn_close(a), 0);
+    mp_ck_code(mp_conn_close(b), 0);
 }

@@ -1,4 +1,6 @@
-/* test_errors.c - error names and messages, and mp_cpu_count. */
+/* test_core.c - the small parts of the core module: error names and
+   messages (error.c), mp_cpu_count and the cgroup quota (cpu.c), and
+   timeouts turned into deadlines (deadline.c). */
 #include "harness.h"
 
 #include "../src/core/core.h"
@@ -9,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-START_TEST(every_code_has_name_and_text)
+MP_TEST(every_code_has_name_and_text)
 {
     struct {
         int code;
@@ -37,9 +39,8 @@ START_TEST(every_code_has_name_and_text)
     ck_assert_str_eq(mp_strerror(-99999), "unknown error");
     ck_assert_str_eq(mp_err_name(MP_ENOINIT), "MP_ENOINIT");
 }
-END_TEST
 
-START_TEST(cpu_count_override)
+MP_TEST(cpu_count_override)
 {
     int base = mp_cpu_count();
     ck_assert_int_ge(base, 1);
@@ -54,9 +55,8 @@ START_TEST(cpu_count_override)
     unsetenv("MP_CPU_COUNT");
     ck_assert_int_eq(mp_cpu_count(), base);
 }
-END_TEST
 
-START_TEST(cpu_count_follows_affinity)
+MP_TEST(cpu_count_follows_affinity)
 {
     /* In a child pinned to one CPU, the count is 1. */
     pid_t pid = fork();
@@ -76,9 +76,8 @@ START_TEST(cpu_count_follows_affinity)
     ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
     ck_assert_int_le(mp_cpu_count(), CPU_COUNT(&set));
 }
-END_TEST
 
-START_TEST(cpu_quota_parsing)
+MP_TEST(cpu_quota_parsing)
 {
     ck_assert_int_eq(mp__cpu_quota_from("max 100000\n"), 0);
     ck_assert_int_eq(mp__cpu_quota_from("150000 100000\n"), 2);
@@ -89,32 +88,19 @@ START_TEST(cpu_quota_parsing)
     ck_assert_int_eq(mp__cpu_quota_from("garbage"), 0);
     ck_assert_int_eq(mp__cpu_quota_from("100 0"), 0);
 }
-END_TEST
 
-START_TEST(deadlines)
+MP_TEST(deadlines)
 {
     uint64_t dl;
-    ck_assert_int_eq(mp__deadline(-1, &dl), 0);
+    mp_ck_code(mp__deadline(-1, &dl), 0);
     ck_assert(dl == MP__NO_DEADLINE);
-    ck_assert_int_eq(mp__deadline(MP_FOREVER, &dl), 0);
+    mp_ck_code(mp__deadline(MP_FOREVER, &dl), 0);
     ck_assert(dl == MP__NO_DEADLINE);
-    ck_assert_int_eq(mp__deadline(0, &dl), 0);
+    mp_ck_code(mp__deadline(0, &dl), 0);
     ck_assert(dl == 0);
-    ck_assert_int_eq(mp__deadline(1e300, &dl), 0);
+    mp_ck_code(mp__deadline(1e300, &dl), 0);
     ck_assert(dl == MP__NO_DEADLINE);
-    ck_assert_int_eq(mp__deadline(0.0 / 0.0, &dl), MP_EINVAL);
-    ck_assert_int_eq(mp__deadline(1.5, &dl), 0);
+    mp_ck_code(mp__deadline(0.0 / 0.0, &dl), MP_EINVAL);
+    mp_ck_code(mp__deadline(1.5, &dl), 0);
     ck_assert(dl > 1500000000u);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("errors");
-    mp_test_add(s, every_code_has_name_and_text);
-    mp_test_add(s, cpu_count_override);
-    mp_test_add(s, cpu_count_follows_affinity);
-    mp_test_add(s, cpu_quota_parsing);
-    mp_test_add(s, deadlines);
-    return s;
 }

@@ -1,5 +1,5 @@
-/* test_arena.c - the family arena allocator: basics, sharing across start
-   methods, concurrent use, and processes killed inside it. */
+/* test_core_arena.c - the family arena allocator: basics, sharing across
+   start methods, concurrent use, and processes killed inside it. */
 #include "harness.h"
 
 #include "../src/core/core.h"
@@ -19,7 +19,7 @@ static void assert_consistent(void)
     ck_assert_msg(r == 0, "arena inconsistent: %s", why ? why : "?");
 }
 
-START_TEST(alloc_free_basics)
+MP_TEST(alloc_free_basics)
 {
     ck_assert_ptr_null(mp_shared_alloc(0));
     ck_assert_ptr_null(mp_shared_alloc((size_t)1 << 62));
@@ -60,9 +60,8 @@ START_TEST(alloc_free_basics)
     mp__arena_stats(&st);
     ck_assert_int_eq(st.blocks, 0);
 }
-END_TEST
 
-START_TEST(bad_frees_ignored)
+MP_TEST(bad_frees_ignored)
 {
     struct mp__arena_stats st0, st1;
     mp__arena_stats(&st0);
@@ -83,9 +82,8 @@ START_TEST(bad_frees_ignored)
     mp_shared_free(keep);
     assert_consistent();
 }
-END_TEST
 
-START_TEST(random_alloc_free_consistent)
+MP_TEST(random_alloc_free_consistent)
 {
     enum { N = 4000 };
     static void *ptrs[N];
@@ -121,9 +119,8 @@ START_TEST(random_alloc_free_consistent)
     ck_assert_int_eq(st.blocks, 0);
     ck_assert_int_eq(st.free_bytes, 0); /* all merged back into the top */
 }
-END_TEST
 
-START_TEST(aligned_allocations)
+MP_TEST(aligned_allocations)
 {
     void *p[64];
     for (int i = 0; i < 64; i++) {
@@ -144,7 +141,6 @@ START_TEST(aligned_allocations)
     assert_consistent();
     ck_assert_ptr_null(mp__arena_alloc(10, 24)); /* not a power of two */
 }
-END_TEST
 
 /* shared_msg - what a child leaves in memory it allocated itself. */
 static int t_alloc_child(void *arg)
@@ -158,15 +154,15 @@ static int t_alloc_child(void *arg)
     return 0;
 }
 
-START_TEST(cross_process_every_method)
+MP_TEST(cross_process_every_method)
 {
     for (int k = 0; k < 3; k++) {
         void **slot = mp_shared_alloc(sizeof *slot);
         mp_process *p;
         mp_process_opts o = {.start = mp_test_methods[k]};
-        ck_assert_int_eq(mp_process_new(&p, t_alloc_child, slot, &o), 0);
-        ck_assert_int_eq(mp_process_start(p), 0);
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_new(&p, t_alloc_child, slot, &o), 0);
+        mp_ck_code(mp_process_start(p), 0);
+        mp_ck_code(mp_process_join(p, 30), 0);
         int code;
         mp_process_exitcode(p, &code);
         ck_assert_int_eq(code, 0);
@@ -178,7 +174,6 @@ START_TEST(cross_process_every_method)
     }
     assert_consistent();
 }
-END_TEST
 
 static int t_churn(void *arg)
 {
@@ -203,19 +198,19 @@ static int t_churn(void *arg)
     return 0;
 }
 
-START_TEST(concurrent_processes)
+MP_TEST(concurrent_processes)
 {
     mp_process *p[3];
     for (int i = 0; i < 3; i++) {
         mp_process_opts o = {.start = MP_START_FORK};
-        ck_assert_int_eq(
+        mp_ck_code(
             mp_process_new(&p[i], t_churn, (void *)(uintptr_t)(i + 1), &o), 0);
-        ck_assert_int_eq(mp_process_start(p[i]), 0);
+        mp_ck_code(mp_process_start(p[i]), 0);
     }
     int r = t_churn((void *)(uintptr_t)99);
     ck_assert_int_eq(r, 0);
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(mp_process_join(p[i], 60), 0);
+        mp_ck_code(mp_process_join(p[i], 60), 0);
         int code;
         mp_process_exitcode(p[i], &code);
         ck_assert_int_eq(code, 0);
@@ -226,7 +221,6 @@ START_TEST(concurrent_processes)
     mp__arena_stats(&st);
     ck_assert_int_eq(st.blocks, 0);
 }
-END_TEST
 
 /* die_at - the step at which the child kills itself in the allocator. */
 static int die_at;
@@ -254,7 +248,7 @@ static int t_die_inside(void *arg)
     return 0; /* the hook never fired */
 }
 
-START_TEST(killed_inside_allocator_every_step)
+MP_TEST(killed_inside_allocator_every_step)
 {
     /* Pre-fragment so that the child meets free blocks to split. */
     void *frag[16];
@@ -267,9 +261,9 @@ START_TEST(killed_inside_allocator_every_step)
         mp__arena_stats(&st0);
         mp_process *p;
         mp_process_opts o = {.start = MP_START_FORK, .arg_size = sizeof step};
-        ck_assert_int_eq(mp_process_new(&p, t_die_inside, &step, &o), 0);
-        ck_assert_int_eq(mp_process_start(p), 0);
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_new(&p, t_die_inside, &step, &o), 0);
+        mp_ck_code(mp_process_start(p), 0);
+        mp_ck_code(mp_process_join(p, 30), 0);
         int code;
         mp_process_exitcode(p, &code);
         ck_assert_msg(code == -SIGKILL, "step %d: code %d", step, code);
@@ -287,7 +281,6 @@ START_TEST(killed_inside_allocator_every_step)
         mp_shared_free(frag[i]);
     assert_consistent();
 }
-END_TEST
 
 static int t_die_carving_top(void *arg)
 {
@@ -298,7 +291,7 @@ static int t_die_carving_top(void *arg)
     return 0;
 }
 
-START_TEST(killed_carving_top_leaves_no_dirt)
+MP_TEST(killed_carving_top_leaves_no_dirt)
 {
     /* The top ends 64 bytes past a page: the child's page-aligned block
        leaves a gap, whose header and its own land in fresh memory. */
@@ -309,9 +302,9 @@ START_TEST(killed_carving_top_leaves_no_dirt)
     ck_assert_uint_eq(st.top % 4096, 64);
     mp_process *p;
     mp_process_opts o = {.start = MP_START_FORK};
-    ck_assert_int_eq(mp_process_new(&p, t_die_carving_top, NULL, &o), 0);
-    ck_assert_int_eq(mp_process_start(p), 0);
-    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_new(&p, t_die_carving_top, NULL, &o), 0);
+    mp_ck_code(mp_process_start(p), 0);
+    mp_ck_code(mp_process_join(p, 30), 0);
     int code;
     mp_process_exitcode(p, &code);
     ck_assert_int_eq(code, -SIGKILL);
@@ -331,9 +324,8 @@ START_TEST(killed_carving_top_leaves_no_dirt)
     mp_shared_free(anchor);
     assert_consistent();
 }
-END_TEST
 
-START_TEST(killed_at_random_moments)
+MP_TEST(killed_at_random_moments)
 {
     /* 20 children churning, each SIGKILLed at a random moment: the arena
        stays consistent and usable after every one. */
@@ -341,13 +333,13 @@ START_TEST(killed_at_random_moments)
     for (int trial = 0; trial < 20; trial++) {
         mp_process *p;
         mp_process_opts o = {.start = MP_START_FORK};
-        ck_assert_int_eq(
+        mp_ck_code(
             mp_process_new(&p, t_churn, (void *)(uintptr_t)(trial + 7), &o), 0);
-        ck_assert_int_eq(mp_process_start(p), 0);
+        mp_ck_code(mp_process_start(p), 0);
         struct timespec ts = {0, (long)(rand() % 20000) * 1000};
         nanosleep(&ts, NULL);
         mp_process_kill(p);
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, 30), 0);
         mp_process_free(p);
         void *x = mp_shared_alloc(1234);
         ck_assert_ptr_nonnull(x);
@@ -355,9 +347,8 @@ START_TEST(killed_at_random_moments)
         assert_consistent();
     }
 }
-END_TEST
 
-START_TEST(exhaustion_returns_null)
+MP_TEST(exhaustion_returns_null)
 {
     /* The arena is 4 GiB of address space; ask for more in pieces. */
     void *big[8];
@@ -377,21 +368,4 @@ START_TEST(exhaustion_returns_null)
     struct mp__arena_stats st;
     mp__arena_stats(&st);
     ck_assert_int_eq(st.blocks, 0);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("arena");
-    mp_test_add(s, alloc_free_basics);
-    mp_test_add(s, bad_frees_ignored);
-    mp_test_add(s, random_alloc_free_consistent);
-    mp_test_add(s, aligned_allocations);
-    mp_test_add(s, cross_process_every_method);
-    mp_test_add(s, concurrent_processes);
-    mp_test_add(s, killed_inside_allocator_every_step);
-    mp_test_add(s, killed_carving_top_leaves_no_dirt);
-    mp_test_add(s, killed_at_random_moments);
-    mp_test_add(s, exhaustion_returns_null);
-    return s;
 }

@@ -33,7 +33,7 @@ static mp_pool *new_pool(int processes, mp_start_method m)
 {
     mp_pool *p = NULL;
     mp_pool_opts o = {.processes = processes, .start = m};
-    ck_assert_int_eq(mp_pool_new(&p, &o), 0);
+    mp_ck_code(mp_pool_new(&p, &o), 0);
     return p;
 }
 
@@ -53,7 +53,7 @@ static size_t wrong(const int64_t *in, const int64_t *out, const int *st,
     return bad;
 }
 
-START_TEST(million_items_every_method_and_chunksize)
+MP_TEST(million_items_every_method_and_chunksize)
 {
     static const size_t sizes[] = {0, 1, 7, 100000};
     size_t n = 1000000;
@@ -63,21 +63,19 @@ START_TEST(million_items_every_method_and_chunksize)
         for (size_t s = 0; s < 4; s++) {
             memset(out, 0, n * sizeof *out);
             mp_map_opts mo = {.chunksize = sizes[s]};
-            ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo),
-                             0);
+            mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
             ck_assert_msg(wrong(in, out, NULL, n, 0) == 0,
                           "method %d chunksize %zu", k, sizes[s]);
         }
         mp_pool_close(pool);
-        ck_assert_int_eq(mp_pool_join(pool, 30), 0);
+        mp_ck_code(mp_pool_join(pool, 30), 0);
         mp_pool_free(pool);
     }
     free(in);
     free(out);
 }
-END_TEST
 
-START_TEST(arena_arrays_used_in_place)
+MP_TEST(arena_arrays_used_in_place)
 {
     size_t n = 100000;
     int64_t *in = mp_shared_alloc(n * 8), *out = mp_shared_alloc(n * 8);
@@ -87,14 +85,13 @@ START_TEST(arena_arrays_used_in_place)
     memset(st, 0xff, n * sizeof(int)); /* the map zeroes it */
     mp_pool *pool = new_pool(2, MP_START_SPAWN);
     mp_map_opts mo = {.status = st};
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
     ck_assert_int_eq(wrong(in, out, st, n, 0), 0);
     mp_pool_free(pool);
     mp_shared_free(in);
     mp_shared_free(out);
     mp_shared_free(st);
 }
-END_TEST
 
 static int odd_fails(const void *in, void *out)
 {
@@ -103,15 +100,14 @@ static int odd_fails(const void *in, void *out)
     return v % 1000 == 999 ? (int)(v % 7) + 1 : 0;
 }
 
-START_TEST(failing_items_get_their_status)
+MP_TEST(failing_items_get_their_status)
 {
     size_t n = 10000;
     int64_t *in = iota(n), *out = calloc(n, 8);
     int *st = malloc(n * sizeof(int));
     mp_pool *pool = new_pool(2, MP_START_FORK);
     mp_map_opts mo = {.chunksize = 13, .status = st};
-    ck_assert_int_eq(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, &mo),
-                     MP_ETASK);
+    mp_ck_code(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, &mo), MP_ETASK);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         int want = i % 1000 == 999 ? (int)(i % 7) + 1 : 0;
@@ -119,15 +115,13 @@ START_TEST(failing_items_get_their_status)
     }
     ck_assert_int_eq(bad, 0);
     /* Without a status array the answer is the same. */
-    ck_assert_int_eq(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, NULL),
-                     MP_ETASK);
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, 0, NULL), 0);
+    mp_ck_code(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, NULL), MP_ETASK);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, 0, NULL), 0);
     mp_pool_free(pool);
     free(in);
     free(out);
     free(st);
 }
-END_TEST
 
 /* Crash on item 4242 (segfault) and on items 100, 200 .. 500 (SIGKILL). */
 static int crashy(const void *in, void *out)
@@ -143,7 +137,7 @@ static int crashy(const void *in, void *out)
     return 0;
 }
 
-START_TEST(dead_workers_fail_only_their_items)
+MP_TEST(dead_workers_fail_only_their_items)
 {
     size_t n = 20000;
     int64_t *in = iota(n), *out = calloc(n, 8);
@@ -154,8 +148,8 @@ START_TEST(dead_workers_fail_only_their_items)
         for (int s = 0; s < 3; s++) {
             memset(out, 0, n * 8);
             mp_map_opts mo = {.chunksize = sizes[s], .status = st};
-            ck_assert_int_eq(mp_pool_map(pool, crashy, in, 8, out, 8, n, &mo),
-                             MP_EWORKERDIED);
+            mp_ck_code(mp_pool_map(pool, crashy, in, 8, out, 8, n, &mo),
+                       MP_EWORKERDIED);
             size_t died = 0, bad = 0;
             for (size_t i = 0; i < n; i++) {
                 int culprit =
@@ -168,12 +162,11 @@ START_TEST(dead_workers_fail_only_their_items)
             ck_assert_msg(died == 6 && bad == 0, "method %d: died %zu bad %zu",
                           k, died, bad);
             /* The pool goes on: another batch, all correct. */
-            ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL),
-                             0);
+            mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
             ck_assert_int_eq(wrong(in, out, NULL, n, 0), 0);
         }
         struct mp_pool_stats ps;
-        ck_assert_int_eq(mp_pool_stats(pool, &ps), 0);
+        mp_ck_code(mp_pool_stats(pool, &ps), 0);
         ck_assert_uint_eq(ps.died, 18);
         mp_pool_free(pool);
     }
@@ -181,7 +174,6 @@ START_TEST(dead_workers_fail_only_their_items)
     free(out);
     free(st);
 }
-END_TEST
 
 static int apply_crash(const void *arg, size_t len, mp_result *res)
 {
@@ -194,27 +186,25 @@ static int apply_crash(const void *arg, size_t len, mp_result *res)
     return 0;
 }
 
-START_TEST(dead_worker_fails_its_apply_with_the_signal)
+MP_TEST(dead_worker_fails_its_apply_with_the_signal)
 {
     mp_pool *pool = new_pool(2, MP_START_FORK);
     int what = 1;
     mp_async *a;
-    ck_assert_int_eq(
-        mp_pool_apply_async(pool, apply_crash, &what, sizeof what, &a), 0);
-    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 30), MP_EWORKERDIED);
+    mp_ck_code(mp_pool_apply_async(pool, apply_crash, &what, sizeof what, &a),
+               0);
+    mp_ck_code(mp_async_get(a, NULL, NULL, 30), MP_EWORKERDIED);
     ck_assert_int_eq(mp_async_signal(a), SIGKILL);
     ck_assert_int_eq(mp_async_successful(a), 0);
     mp_async_free(a);
     what = 2;
-    ck_assert_int_eq(
-        mp_pool_apply(pool, apply_crash, &what, sizeof what, NULL, NULL),
-        MP_EWORKERDIED);
+    mp_ck_code(mp_pool_apply(pool, apply_crash, &what, sizeof what, NULL, NULL),
+               MP_EWORKERDIED);
     what = 0;
-    ck_assert_int_eq(
-        mp_pool_apply(pool, apply_crash, &what, sizeof what, NULL, NULL), 0);
+    mp_ck_code(mp_pool_apply(pool, apply_crash, &what, sizeof what, NULL, NULL),
+               0);
     mp_pool_free(pool);
 }
-END_TEST
 
 static int sleepy(const void *in, void *out)
 {
@@ -225,33 +215,31 @@ static int sleepy(const void *in, void *out)
     return 0;
 }
 
-START_TEST(task_timeout_kills_the_item)
+MP_TEST(task_timeout_kills_the_item)
 {
     mp_pool *pool;
     mp_pool_opts o = {.processes = 2, .task_timeout = 0.5};
-    ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+    mp_ck_code(mp_pool_new(&pool, &o), 0);
     size_t n = 50;
     int64_t *in = iota(n), *out = calloc(n, 8);
     int st[50];
     mp_map_opts mo = {.chunksize = 1, .status = st};
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_pool_map(pool, sleepy, in, 8, out, 8, n, &mo),
-                     MP_ETIMEDOUT);
+    mp_ck_code(mp_pool_map(pool, sleepy, in, 8, out, 8, n, &mo), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.5 && el < 5, "took %.3f s", el);
-    ck_assert_int_eq(st[3], MP_ETIMEDOUT);
+    mp_ck_code(st[3], MP_ETIMEDOUT);
     st[3] = 0;
     out[3] = 9;
     ck_assert_int_eq(wrong(in, out, st, n, 0), 0);
     struct mp_pool_stats ps;
     mp_pool_stats(pool, &ps);
     ck_assert_uint_eq(ps.timed_out, 1);
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
     mp_pool_free(pool);
     free(in);
     free(out);
 }
-END_TEST
 
 static int whoami(const void *in, void *out)
 {
@@ -260,15 +248,15 @@ static int whoami(const void *in, void *out)
     return 0;
 }
 
-START_TEST(max_tasks_per_child_replaces_workers)
+MP_TEST(max_tasks_per_child_replaces_workers)
 {
     mp_pool *pool;
     mp_pool_opts o = {.processes = 2, .max_tasks_per_child = 3};
-    ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+    mp_ck_code(mp_pool_new(&pool, &o), 0);
     size_t n = 60;
     int64_t *in = iota(n), *out = calloc(n, 8);
     mp_map_opts mo = {.chunksize = 1};
-    ck_assert_int_eq(mp_pool_map(pool, whoami, in, 8, out, 8, n, &mo), 0);
+    mp_ck_code(mp_pool_map(pool, whoami, in, 8, out, 8, n, &mo), 0);
     /* Each worker ran at most 3 tasks: at least 20 different pids. */
     size_t distinct = 0;
     for (size_t i = 0; i < n; i++) {
@@ -289,7 +277,6 @@ START_TEST(max_tasks_per_child_replaces_workers)
     free(in);
     free(out);
 }
-END_TEST
 
 static int init_ok(void *arg)
 {
@@ -303,7 +290,7 @@ static int init_crash(void *arg)
     return 0;
 }
 
-START_TEST(failing_initializer_leaves_no_child)
+MP_TEST(failing_initializer_leaves_no_child)
 {
     mp_pool *pool = NULL;
     int seven = 7, six = 6;
@@ -313,54 +300,51 @@ START_TEST(failing_initializer_leaves_no_child)
                           .initializer = init_ok,
                           .initarg = &six,
                           .initarg_size = sizeof six};
-        ck_assert_int_eq(mp_pool_new(&pool, &o), MP_ETASK);
+        mp_ck_code(mp_pool_new(&pool, &o), MP_ETASK);
         ck_assert_ptr_null(pool);
         o.initializer = init_crash;
-        ck_assert_int_eq(mp_pool_new(&pool, &o), MP_EWORKERDIED);
+        mp_ck_code(mp_pool_new(&pool, &o), MP_EWORKERDIED);
         o.initializer = init_ok;
         o.initarg = &seven;
-        ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+        mp_ck_code(mp_pool_new(&pool, &o), 0);
         mp_pool_free(pool);
         pool = NULL;
     }
     /* The harness fails the test if any process is left. */
 }
-END_TEST
 
-START_TEST(close_join_terminate_free_leave_no_child)
+MP_TEST(close_join_terminate_free_leave_no_child)
 {
     size_t n = 1000;
     int64_t *in = iota(n), *out = calloc(n, 8);
     mp_pool *pool = new_pool(3, MP_START_FORK);
-    ck_assert_int_eq(mp_pool_join(pool, 0), MP_ESTATE);
-    ck_assert_int_eq(mp_pool_close(pool), 0);
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL),
-                     MP_ECLOSED);
-    ck_assert_int_eq(mp_pool_join(pool, 30), 0);
+    mp_ck_code(mp_pool_join(pool, 0), MP_ESTATE);
+    mp_ck_code(mp_pool_close(pool), 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), MP_ECLOSED);
+    mp_ck_code(mp_pool_join(pool, 30), 0);
     mp_pool_free(pool);
     /* terminate with work going on */
     pool = new_pool(2, MP_START_FORKSERVER);
     mp_async *a;
     int64_t slow[4] = {3, 3, 3, 3};
-    ck_assert_int_eq(
-        mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a), 0);
+    mp_ck_code(mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a),
+               0);
     mp_test_sleep(0.1);
-    ck_assert_int_eq(mp_pool_terminate(pool), 0);
-    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 10), MP_EBROKEN);
+    mp_ck_code(mp_pool_terminate(pool), 0);
+    mp_ck_code(mp_async_get(a, NULL, NULL, 10), MP_EBROKEN);
     mp_async_free(a);
-    ck_assert_int_eq(mp_pool_join(pool, 10), 0);
+    mp_ck_code(mp_pool_join(pool, 10), 0);
     mp_pool_free(pool);
     /* free of a running pool terminates it; handles outlive it */
     pool = new_pool(2, MP_START_SPAWN);
-    ck_assert_int_eq(
-        mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a), 0);
+    mp_ck_code(mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a),
+               0);
     mp_pool_free(pool);
-    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 0), MP_EBROKEN);
+    mp_ck_code(mp_async_get(a, NULL, NULL, 0), MP_EBROKEN);
     mp_async_free(a);
     free(in);
     free(out);
 }
-END_TEST
 
 static int echo(const void *arg, size_t len, mp_result *res)
 {
@@ -374,12 +358,12 @@ static int fail_with(const void *arg, size_t len, mp_result *res)
     return *(const int *)arg;
 }
 
-START_TEST(apply_and_async_handles)
+MP_TEST(apply_and_async_handles)
 {
     mp_pool *pool = new_pool(2, MP_START_FORK);
     void *r = NULL;
     size_t len = 0;
-    ck_assert_int_eq(mp_pool_apply(pool, echo, "hello", 5, &r, &len), 0);
+    mp_ck_code(mp_pool_apply(pool, echo, "hello", 5, &r, &len), 0);
     ck_assert_uint_eq(len, 5);
     ck_assert_int_eq(memcmp(r, "hello", 5), 0);
     free(r);
@@ -388,7 +372,7 @@ START_TEST(apply_and_async_handles)
     char *b = malloc(big);
     for (size_t i = 0; i < big; i++)
         b[i] = (char)(i * 7);
-    ck_assert_int_eq(mp_pool_apply(pool, echo, b, big, &r, &len), 0);
+    mp_ck_code(mp_pool_apply(pool, echo, b, big, &r, &len), 0);
     ck_assert_uint_eq(len, big);
     ck_assert_int_eq(memcmp(r, b, big), 0);
     free(r);
@@ -396,28 +380,27 @@ START_TEST(apply_and_async_handles)
     /* An error of the function itself. */
     int e = 42;
     mp_async *a;
-    ck_assert_int_eq(mp_pool_apply_async(pool, fail_with, &e, sizeof e, &a), 0);
-    ck_assert_int_eq(mp_async_wait(a, 30), 0);
+    mp_ck_code(mp_pool_apply_async(pool, fail_with, &e, sizeof e, &a), 0);
+    mp_ck_code(mp_async_wait(a, 30), 0);
     ck_assert_int_eq(mp_async_ready(a), 1);
     ck_assert_int_eq(mp_async_successful(a), 0);
-    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 0), MP_ETASK);
+    mp_ck_code(mp_async_get(a, NULL, NULL, 0), MP_ETASK);
     ck_assert_int_eq(mp_async_error(a), 42);
     mp_async_free(a);
     /* Not ready yet: successful says so, get says busy. */
     int64_t slow = 3, res64;
-    ck_assert_int_eq(
+    mp_ck_code(
         mp_pool_map_async(pool, sleepy, &slow, 8, &res64, 8, 1, NULL, &a), 0);
     ck_assert_int_eq(mp_async_ready(a), 0);
-    ck_assert_int_eq(mp_async_successful(a), MP_ESTATE);
-    ck_assert_int_eq(mp_async_wait(a, 0.1), MP_EBUSY);
-    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 0.1), MP_EBUSY);
+    mp_ck_code(mp_async_successful(a), MP_ESTATE);
+    mp_ck_code(mp_async_wait(a, 0.1), MP_EBUSY);
+    mp_ck_code(mp_async_get(a, NULL, NULL, 0.1), MP_EBUSY);
     mp_async_free(a); /* detached: the sleeping item is dropped */
     /* Many at once. */
     enum { N = 2000 };
     mp_async **as = malloc(N * sizeof *as);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(mp_pool_apply_async(pool, echo, &i, sizeof i, &as[i]),
-                         0);
+        mp_ck_code(mp_pool_apply_async(pool, echo, &i, sizeof i, &as[i]), 0);
     int bad = 0;
     for (int i = 0; i < N; i++) {
         void *p = NULL;
@@ -431,7 +414,6 @@ START_TEST(apply_and_async_handles)
     mp_pool_terminate(pool);
     mp_pool_free(pool);
 }
-END_TEST
 
 /* gen - a generator that counts what it was asked for. */
 struct gen {
@@ -452,7 +434,7 @@ static int gen_next(void *ctx, void *item)
     return 1;
 }
 
-START_TEST(imap_ordered_and_unordered)
+MP_TEST(imap_ordered_and_unordered)
 {
     size_t n = 5000;
     int64_t *in = iota(n);
@@ -460,7 +442,7 @@ START_TEST(imap_ordered_and_unordered)
     for (int ordered = 0; ordered < 2; ordered++) {
         mp_imap *it;
         mp_imap_opts o = {.ordered = ordered, .chunksize = 16};
-        ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, &o, &it), 0);
+        mp_ck_code(mp_pool_imap(pool, triple, in, 8, 8, n, &o, &it), 0);
         unsigned char *seen = calloc(n, 1);
         size_t count = 0, idx = 0, last = 0, inorder = 1;
         int64_t v;
@@ -474,7 +456,7 @@ START_TEST(imap_ordered_and_unordered)
             last = idx;
             count++;
         }
-        ck_assert_int_eq(r, MP_EOF);
+        mp_ck_code(r, MP_EOF);
         ck_assert_uint_eq(count, n);
         for (size_t i = 0; i < n; i++)
             ck_assert_int_eq(seen[i], 1);
@@ -492,7 +474,7 @@ START_TEST(imap_ordered_and_unordered)
                       .gen = gen_next,
                       .gen_ctx = &g};
     mp_imap *it;
-    ck_assert_int_eq(mp_pool_imap(pool, triple, NULL, 8, 8, 0, &o, &it), 0);
+    mp_ck_code(mp_pool_imap(pool, triple, NULL, 8, 8, 0, &o, &it), 0);
     int64_t v;
     size_t idx;
     while (mp_imap_next(it, &v, &idx, 30) == 0) {
@@ -503,25 +485,24 @@ START_TEST(imap_ordered_and_unordered)
     ck_assert_int_le(g.max_ahead, 32);
     mp_imap_free(it);
     /* Failing items come out with their index; freeing early is fine. */
-    ck_assert_int_eq(mp_pool_imap(pool, odd_fails, in, 8, 8, n, NULL, &it), 0);
+    mp_ck_code(mp_pool_imap(pool, odd_fails, in, 8, 8, n, NULL, &it), 0);
     int fails = 0, r;
     while ((r = mp_imap_next(it, &v, &idx, 30)) != MP_EOF) {
         if (r == MP_ETASK) {
             fails++;
             ck_assert_uint_eq(idx % 1000, 999);
         } else {
-            ck_assert_int_eq(r, 0);
+            mp_ck_code(r, 0);
         }
     }
     ck_assert_int_eq(fails, 5);
     mp_imap_free(it);
-    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, NULL, &it), 0);
-    ck_assert_int_eq(mp_imap_next(it, &v, &idx, 30), 0);
+    mp_ck_code(mp_pool_imap(pool, triple, in, 8, 8, n, NULL, &it), 0);
+    mp_ck_code(mp_imap_next(it, &v, &idx, 30), 0);
     mp_imap_free(it);
     mp_pool_free(pool);
     free(in);
 }
-END_TEST
 
 /* progress - what the callback saw. */
 struct progress {
@@ -546,15 +527,15 @@ static int slow_item(const void *in, void *out)
     return triple(in, out);
 }
 
-START_TEST(progress_callback)
+MP_TEST(progress_callback)
 {
     size_t n = 2000;
     int64_t *in = iota(n), *out = calloc(n, 8);
     mp_pool *pool = new_pool(2, MP_START_FORK);
     struct progress p = {0, 0, 0, 1};
-    ck_assert_int_eq(mp_pool_set_progress(pool, on_progress, &p, 0.02), 0);
+    mp_ck_code(mp_pool_set_progress(pool, on_progress, &p, 0.02), 0);
     mp_map_opts mo = {.chunksize = 10};
-    ck_assert_int_eq(mp_pool_map(pool, slow_item, in, 8, out, 8, n, &mo), 0);
+    mp_ck_code(mp_pool_map(pool, slow_item, in, 8, out, 8, n, &mo), 0);
     ck_assert_uint_ge(p.calls, 3);
     ck_assert_int_eq(p.monotonic, 1);
     ck_assert_uint_eq(p.last, n);
@@ -563,7 +544,6 @@ START_TEST(progress_callback)
     free(in);
     free(out);
 }
-END_TEST
 
 /* killer - a thread that SIGKILLs random children of ours. */
 struct killer {
@@ -605,7 +585,7 @@ static int busy_item(const void *in, void *out)
     return triple(in, out);
 }
 
-START_TEST(chaos_random_kills_never_hang)
+MP_TEST(chaos_random_kills_never_hang)
 {
     size_t n = 100000;
     int64_t *in = iota(n), *out = malloc(n * 8);
@@ -629,13 +609,12 @@ START_TEST(chaos_random_kills_never_hang)
     }
     ck_assert_int_gt(total_kills, 0);
     /* Still a working pool. */
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), 0);
     mp_pool_free(pool);
     free(in);
     free(out);
     free(st);
 }
-END_TEST
 
 /* storm - whether replacement workers should die in their initializer. */
 static int *storm_flag;
@@ -648,19 +627,19 @@ static int init_maybe_die(void *arg)
     return 0;
 }
 
-START_TEST(restart_storm_is_an_error)
+MP_TEST(restart_storm_is_an_error)
 {
     storm_flag = mp_shared_alloc(sizeof *storm_flag);
     mp_pool *pool;
     mp_pool_opts o = {.processes = 2, .initializer = init_maybe_die};
-    ck_assert_int_eq(mp_pool_new(&pool, &o), 0);
+    mp_ck_code(mp_pool_new(&pool, &o), 0);
     *storm_flag = 1; /* every replacement now dies before working */
     int64_t in[4] = {1, 2, 3, 4}, out[4];
     /* Kill the workers: their replacements keep dying. */
     mp_async *a;
     int64_t slow = 3;
-    ck_assert_int_eq(
-        mp_pool_map_async(pool, sleepy, &slow, 8, out, 8, 1, NULL, &a), 0);
+    mp_ck_code(mp_pool_map_async(pool, sleepy, &slow, 8, out, 8, 1, NULL, &a),
+               0);
     mp_test_sleep(0.1);
     char path[64], buf[256] = {0};
     snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
@@ -677,12 +656,11 @@ START_TEST(restart_storm_is_an_error)
     int m = MP_OK;
     for (int i = 0; i < 50 && m != MP_EBROKEN; i++)
         m = mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL);
-    ck_assert_int_eq(m, MP_EBROKEN);
+    mp_ck_code(m, MP_EBROKEN);
     ck_assert(mp_test_now() - t0 < 20);
     mp_pool_free(pool);
     mp_shared_free(storm_flag);
 }
-END_TEST
 
 static int parent_with_pool(void *arg)
 {
@@ -696,7 +674,7 @@ static int parent_with_pool(void *arg)
     return 2;
 }
 
-START_TEST(interrupted_parent_leaves_no_worker)
+MP_TEST(interrupted_parent_leaves_no_worker)
 {
     /* Ctrl-C: the parent of a pool dies of SIGINT; its workers die with
        it (they come back to us, a subreaper: we reap them). */
@@ -719,7 +697,6 @@ START_TEST(interrupted_parent_leaves_no_worker)
     }
     ck_assert_int_eq(left, 0);
 }
-END_TEST
 
 static int slow3(const void *in, void *out)
 {
@@ -730,48 +707,46 @@ static int slow3(const void *in, void *out)
     return 0;
 }
 
-START_TEST(close_lets_running_work_finish)
+MP_TEST(close_lets_running_work_finish)
 {
     /* Found in review: workers leaving because the pool closed were taken
        for a restart storm, which cancelled the work still running. */
     mp_pool *pool = new_pool(2, MP_START_FORK);
     int64_t in[2] = {0, 1}, out[2] = {-1, -1};
     mp_async *a;
-    ck_assert_int_eq(mp_pool_map_async(pool, slow3, in, 8, out, 8, 2, NULL, &a),
-                     0);
+    mp_ck_code(mp_pool_map_async(pool, slow3, in, 8, out, 8, 2, NULL, &a), 0);
     mp_test_sleep(0.1);
-    ck_assert_int_eq(mp_pool_close(pool), 0);
-    ck_assert_int_eq(mp_async_get(a, NULL, NULL, 30), 0);
+    mp_ck_code(mp_pool_close(pool), 0);
+    mp_ck_code(mp_async_get(a, NULL, NULL, 30), 0);
     ck_assert(out[0] == 0 && out[1] == 3);
     mp_async_free(a);
-    ck_assert_int_eq(mp_pool_join(pool, 30), 0);
+    mp_ck_code(mp_pool_join(pool, 30), 0);
     struct mp_pool_stats ps;
     mp_pool_stats(pool, &ps);
     ck_assert_uint_eq(ps.started, 2); /* no restarts */
     mp_pool_free(pool);
 }
-END_TEST
 
-START_TEST(handles_outlive_their_pool)
+MP_TEST(handles_outlive_their_pool)
 {
     /* Found in review: a handle freed after its pool touched freed
        memory (ASan would see it). */
     int64_t in[4] = {1, 2, 3, 4}, out[4];
     mp_pool *pool = new_pool(2, MP_START_FORK);
     mp_async *done, *pending;
-    ck_assert_int_eq(
-        mp_pool_map_async(pool, triple, in, 8, out, 8, 4, NULL, &done), 0);
-    ck_assert_int_eq(mp_async_get(done, NULL, NULL, 30), 0);
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL), 0);
+    mp_ck_code(mp_pool_map_async(pool, triple, in, 8, out, 8, 4, NULL, &done),
+               0);
+    mp_ck_code(mp_async_get(done, NULL, NULL, 30), 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL), 0);
     int64_t slow = 3;
-    ck_assert_int_eq(
+    mp_ck_code(
         mp_pool_map_async(pool, sleepy, &slow, 8, out, 8, 1, NULL, &pending),
         0);
     mp_imap *it;
-    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, 4, NULL, &it), 0);
+    mp_ck_code(mp_pool_imap(pool, triple, in, 8, 8, 4, NULL, &it), 0);
     mp_pool_free(pool);
     ck_assert_int_eq(mp_async_ready(done), 1);
-    ck_assert_int_eq(mp_async_get(pending, NULL, NULL, 0), MP_EBROKEN);
+    mp_ck_code(mp_async_get(pending, NULL, NULL, 0), MP_EBROKEN);
     mp_async_free(done);
     mp_async_free(pending);
     int64_t v;
@@ -780,7 +755,6 @@ START_TEST(handles_outlive_their_pool)
         ck_assert(r == 0 || r == MP_EBROKEN);
     mp_imap_free(it);
 }
-END_TEST
 
 static void progress_calls_pool(size_t done, size_t total, void *arg)
 {
@@ -790,41 +764,37 @@ static void progress_calls_pool(size_t done, size_t total, void *arg)
     mp_pool_stats(arg, &st); /* would deadlock under the pool's lock */
 }
 
-START_TEST(progress_callback_may_call_the_pool)
+MP_TEST(progress_callback_may_call_the_pool)
 {
     size_t n = 400;
     int64_t *in = iota(n), *out = calloc(n, 8);
     mp_pool *pool = new_pool(2, MP_START_FORK);
-    ck_assert_int_eq(
-        mp_pool_set_progress(pool, progress_calls_pool, pool, 0.01), 0);
+    mp_ck_code(mp_pool_set_progress(pool, progress_calls_pool, pool, 0.01), 0);
     mp_map_opts mo = {.chunksize = 4};
-    ck_assert_int_eq(mp_pool_map(pool, slow_item, in, 8, out, 8, n, &mo), 0);
+    mp_ck_code(mp_pool_map(pool, slow_item, in, 8, out, 8, n, &mo), 0);
     ck_assert_int_eq(wrong(in, out, NULL, n, 0), 0);
     mp_pool_free(pool);
     free(in);
     free(out);
 }
-END_TEST
 
-START_TEST(huge_chunksize_is_one_chunk)
+MP_TEST(huge_chunksize_is_one_chunk)
 {
     size_t n = 1000;
     int64_t *in = iota(n), *out = calloc(n, 8);
     mp_pool *pool = new_pool(2, MP_START_FORK);
     mp_map_opts mo = {.chunksize = SIZE_MAX};
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
     ck_assert_int_eq(wrong(in, out, NULL, n, 0), 0);
     mp_imap *it;
     mp_imap_opts io = {.chunksize = SIZE_MAX / 2};
-    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, &io, &it),
-                     MP_EINVAL);
+    mp_ck_code(mp_pool_imap(pool, triple, in, 8, 8, n, &io, &it), MP_EINVAL);
     mp_pool_free(pool);
     free(in);
     free(out);
 }
-END_TEST
 
-START_TEST(imap_after_close_keeps_its_results)
+MP_TEST(imap_after_close_keeps_its_results)
 {
     /* Found in review: results fed before a close were reported as
        MP_ECLOSED and the rest dropped. */
@@ -833,8 +803,8 @@ START_TEST(imap_after_close_keeps_its_results)
     mp_pool *pool = new_pool(2, MP_START_FORK);
     mp_imap *it;
     mp_imap_opts o = {.ordered = 1, .window = 4};
-    ck_assert_int_eq(mp_pool_imap(pool, triple, in, 8, 8, n, &o, &it), 0);
-    ck_assert_int_eq(mp_pool_close(pool), 0);
+    mp_ck_code(mp_pool_imap(pool, triple, in, 8, 8, n, &o, &it), 0);
+    mp_ck_code(mp_pool_close(pool), 0);
     int64_t v;
     size_t idx, got = 0;
     int r;
@@ -843,78 +813,43 @@ START_TEST(imap_after_close_keeps_its_results)
         got++;
     }
     ck_assert_uint_eq(got, 4); /* the window that was in flight */
-    ck_assert_int_eq(r, MP_ECLOSED);
-    ck_assert_int_eq(mp_imap_next(it, &v, &idx, 0), MP_EOF);
+    mp_ck_code(r, MP_ECLOSED);
+    mp_ck_code(mp_imap_next(it, &v, &idx, 0), MP_EOF);
     mp_imap_free(it);
     mp_pool_free(pool);
     free(in);
 }
-END_TEST
 
-START_TEST(bad_inputs)
+MP_TEST(bad_inputs)
 {
     mp_pool *pool = NULL;
     mp_pool_opts neg = {.processes = -1};
     mp_pool_opts nan_to = {.task_timeout = NAN};
-    ck_assert_int_eq(mp_pool_new(NULL, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_pool_new(&pool, &neg), MP_EINVAL);
-    ck_assert_int_eq(mp_pool_new(&pool, &nan_to), MP_EINVAL);
+    mp_ck_code(mp_pool_new(NULL, NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_new(&pool, &neg), MP_EINVAL);
+    mp_ck_code(mp_pool_new(&pool, &nan_to), MP_EINVAL);
     int64_t in[2] = {1, 2}, out[2];
     mp_async *a;
-    ck_assert_int_eq(mp_pool_map(NULL, triple, in, 8, out, 8, 2, NULL),
-                     MP_EINVAL);
-    ck_assert_int_eq(mp_pool_close(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_pool_terminate(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_pool_join(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_async_wait(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_async_ready(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_async_get(NULL, NULL, NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_imap_next(NULL, out, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_pool_map(NULL, triple, in, 8, out, 8, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_close(NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_terminate(NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_join(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_async_wait(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_async_ready(NULL), MP_EINVAL);
+    mp_ck_code(mp_async_get(NULL, NULL, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_imap_next(NULL, out, NULL, 0), MP_EINVAL);
     mp_pool_free(NULL);
     mp_async_free(NULL);
     mp_imap_free(NULL);
     pool = new_pool(1, MP_START_FORK);
-    ck_assert_int_eq(mp_pool_map(pool, NULL, in, 8, out, 8, 2, NULL),
-                     MP_EINVAL);
-    ck_assert_int_eq(mp_pool_map(pool, triple, NULL, 8, out, 8, 2, NULL),
-                     MP_EINVAL);
-    ck_assert_int_eq(mp_pool_map(pool, triple, in, 8, NULL, 8, 2, NULL),
-                     MP_EINVAL);
-    ck_assert_int_eq(
-        mp_pool_map_async(pool, triple, in, 8, out, 8, 2, NULL, NULL),
-        MP_EINVAL);
-    ck_assert_int_eq(mp_pool_apply_async(pool, NULL, in, 8, &a), MP_EINVAL);
-    ck_assert_int_eq(mp_pool_apply_async(pool, echo, NULL, 8, &a), MP_EINVAL);
-    ck_assert_int_eq(mp_pool_set_progress(pool, on_progress, NULL, NAN),
-                     MP_EINVAL);
-    ck_assert_int_eq(mp_result_set(NULL, in, 1), MP_EINVAL);
+    mp_ck_code(mp_pool_map(pool, NULL, in, 8, out, 8, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_map(pool, triple, NULL, 8, out, 8, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, NULL, 8, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_map_async(pool, triple, in, 8, out, 8, 2, NULL, NULL),
+               MP_EINVAL);
+    mp_ck_code(mp_pool_apply_async(pool, NULL, in, 8, &a), MP_EINVAL);
+    mp_ck_code(mp_pool_apply_async(pool, echo, NULL, 8, &a), MP_EINVAL);
+    mp_ck_code(mp_pool_set_progress(pool, on_progress, NULL, NAN), MP_EINVAL);
+    mp_ck_code(mp_result_set(NULL, in, 1), MP_EINVAL);
     mp_pool_free(pool);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("pool");
-    mp_test_add(s, million_items_every_method_and_chunksize);
-    mp_test_add(s, arena_arrays_used_in_place);
-    mp_test_add(s, failing_items_get_their_status);
-    mp_test_add(s, dead_workers_fail_only_their_items);
-    mp_test_add(s, dead_worker_fails_its_apply_with_the_signal);
-    mp_test_add(s, task_timeout_kills_the_item);
-    mp_test_add(s, max_tasks_per_child_replaces_workers);
-    mp_test_add(s, failing_initializer_leaves_no_child);
-    mp_test_add(s, close_join_terminate_free_leave_no_child);
-    mp_test_add(s, apply_and_async_handles);
-    mp_test_add(s, imap_ordered_and_unordered);
-    mp_test_add(s, progress_callback);
-    mp_test_add(s, chaos_random_kills_never_hang);
-    mp_test_add(s, restart_storm_is_an_error);
-    mp_test_add(s, interrupted_parent_leaves_no_worker);
-    mp_test_add(s, close_lets_running_work_finish);
-    mp_test_add(s, handles_outlive_their_pool);
-    mp_test_add(s, progress_callback_may_call_the_pool);
-    mp_test_add(s, huge_chunksize_is_one_chunk);
-    mp_test_add(s, imap_after_close_keeps_its_results);
-    mp_test_add(s, bad_inputs);
-    return s;
 }

@@ -79,15 +79,15 @@ static int run_for_code(mp_target_fn fn, void *arg, size_t sz,
                         mp_start_method m)
 {
     mp_process *p;
-    ck_assert_int_eq(start_one(&p, fn, arg, sz, m), 0);
-    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    mp_ck_code(start_one(&p, fn, arg, sz, m), 0);
+    mp_ck_code(mp_process_join(p, 30), 0);
     int code = 12345;
-    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    mp_ck_code(mp_process_exitcode(p, &code), 0);
     mp_process_free(p);
     return code;
 }
 
-START_TEST(exit_status_every_method)
+MP_TEST(exit_status_every_method)
 {
     static const int codes[] = {0, 1, 7, 255};
     for (int k = 0; k < 3; k++) {
@@ -98,9 +98,8 @@ START_TEST(exit_status_every_method)
         }
     }
 }
-END_TEST
 
-START_TEST(exit_by_signal_every_method)
+MP_TEST(exit_by_signal_every_method)
 {
     for (int k = 0; k < 3; k++) {
         mp_start_method m = mp_test_methods[k];
@@ -112,9 +111,8 @@ START_TEST(exit_by_signal_every_method)
         ck_assert_int_eq(run_for_code(t_raise, &s, sizeof s, m), -SIGTERM);
     }
 }
-END_TEST
 
-START_TEST(exit_call_in_target)
+MP_TEST(exit_call_in_target)
 {
     for (int k = 0; k < 3; k++) {
         int c = 3;
@@ -122,80 +120,72 @@ START_TEST(exit_call_in_target)
             run_for_code(t_call_exit, &c, sizeof c, mp_test_methods[k]), 3);
     }
 }
-END_TEST
 
-START_TEST(terminate_and_kill)
+MP_TEST(terminate_and_kill)
 {
     for (int k = 0; k < 3; k++) {
         double s = 30;
         mp_process *a, *b;
-        ck_assert_int_eq(
-            start_one(&a, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
-        ck_assert_int_eq(
-            start_one(&b, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        mp_ck_code(start_one(&a, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        mp_ck_code(start_one(&b, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
         ck_assert_int_eq(mp_process_is_alive(a), 1);
         int code;
-        ck_assert_int_eq(mp_process_exitcode(a, &code), MP_EBUSY);
-        ck_assert_int_eq(mp_process_terminate(a), 0);
-        ck_assert_int_eq(mp_process_kill(b), 0);
-        ck_assert_int_eq(mp_process_join(a, 10), 0);
-        ck_assert_int_eq(mp_process_join(b, 10), 0);
-        ck_assert_int_eq(mp_process_exitcode(a, &code), 0);
+        mp_ck_code(mp_process_exitcode(a, &code), MP_EBUSY);
+        mp_ck_code(mp_process_terminate(a), 0);
+        mp_ck_code(mp_process_kill(b), 0);
+        mp_ck_code(mp_process_join(a, 10), 0);
+        mp_ck_code(mp_process_join(b, 10), 0);
+        mp_ck_code(mp_process_exitcode(a, &code), 0);
         ck_assert_int_eq(code, -SIGTERM);
-        ck_assert_int_eq(mp_process_exitcode(b, &code), 0);
+        mp_ck_code(mp_process_exitcode(b, &code), 0);
         ck_assert_int_eq(code, -SIGKILL);
         ck_assert_int_eq(mp_process_is_alive(a), 0);
         /* Signalling an ended child is a no-op, like Python. */
-        ck_assert_int_eq(mp_process_terminate(a), 0);
-        ck_assert_int_eq(mp_process_kill(b), 0);
+        mp_ck_code(mp_process_terminate(a), 0);
+        mp_ck_code(mp_process_kill(b), 0);
         /* join again returns at once */
-        ck_assert_int_eq(mp_process_join(a, 0), 0);
+        mp_ck_code(mp_process_join(a, 0), 0);
         mp_process_free(a);
         mp_process_free(b);
     }
 }
-END_TEST
 
-START_TEST(join_timeout_honoured)
+MP_TEST(join_timeout_honoured)
 {
     for (int k = 0; k < 3; k++) {
         double s = 30;
         mp_process *p;
-        ck_assert_int_eq(
-            start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_process_join(p, 0), MP_ETIMEDOUT);
+        mp_ck_code(mp_process_join(p, 0), MP_ETIMEDOUT);
         ck_assert(mp_test_now() - t0 < 0.05);
         t0 = mp_test_now();
-        ck_assert_int_eq(mp_process_join(p, 0.2), MP_ETIMEDOUT);
+        mp_ck_code(mp_process_join(p, 0.2), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.2 && el < 1.0, "join(0.2) took %.3f s", el);
-        ck_assert_int_eq(mp_process_join(p, NAN), MP_EINVAL);
-        ck_assert_int_eq(mp_process_kill(p), 0);
-        ck_assert_int_eq(mp_process_join(p, MP_FOREVER), 0);
+        mp_ck_code(mp_process_join(p, NAN), MP_EINVAL);
+        mp_ck_code(mp_process_kill(p), 0);
+        mp_ck_code(mp_process_join(p, MP_FOREVER), 0);
         mp_process_free(p);
     }
 }
-END_TEST
 
-START_TEST(join_waits_for_end)
+MP_TEST(join_waits_for_end)
 {
     for (int k = 0; k < 3; k++) {
         double s = 0.3;
         mp_process *p;
         double t0 = mp_test_now();
-        ck_assert_int_eq(
-            start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
-        ck_assert_int_eq(mp_process_join(p, MP_FOREVER), 0);
+        mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        mp_ck_code(mp_process_join(p, MP_FOREVER), 0);
         double el = mp_test_now() - t0;
         ck_assert_msg(el >= 0.3 && el < 5, "took %.3f", el);
         int code;
-        ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+        mp_ck_code(mp_process_exitcode(p, &code), 0);
         ck_assert_int_eq(code, 0);
         mp_process_free(p);
     }
 }
-END_TEST
 
 /* seen - what a child reports about itself through the arena. */
 struct seen {
@@ -217,25 +207,25 @@ static int t_report(void *arg)
     return 0;
 }
 
-START_TEST(names_pids_and_parent)
+MP_TEST(names_pids_and_parent)
 {
     struct seen *s = mp_shared_alloc(sizeof *s);
     ck_assert_ptr_nonnull(s);
     for (int k = 0; k < 3; k++) {
         mp_process *p, *q;
         mp_process_opts o = {.start = mp_test_methods[k]};
-        ck_assert_int_eq(mp_process_new(&p, t_report, s, &o), 0);
+        mp_ck_code(mp_process_new(&p, t_report, s, &o), 0);
         ck_assert_int_eq(mp_process_pid(p), 0);
         const char *name = mp_process_name(p);
         ck_assert_int_eq(strncmp(name, "Process-", 8), 0);
         int n = atoi(name + 8);
         ck_assert_int_gt(n, 0);
-        ck_assert_int_eq(mp_process_new(&q, t_report, s, &o), 0);
+        mp_ck_code(mp_process_new(&q, t_report, s, &o), 0);
         ck_assert_int_eq(atoi(mp_process_name(q) + 8), n + 1);
         mp_process_free(q);
-        ck_assert_int_eq(mp_process_start(p), 0);
+        mp_ck_code(mp_process_start(p), 0);
         ck_assert_int_gt(mp_process_pid(p), 0);
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, 30), 0);
         ck_assert_str_eq(s->name, name);
         ck_assert_int_eq(s->pid, mp_process_pid(p));
         ck_assert_int_eq(s->parent, getpid());
@@ -244,20 +234,19 @@ START_TEST(names_pids_and_parent)
 
         o.name = "worker-α";
         o.daemon = 1;
-        ck_assert_int_eq(mp_process_new(&p, t_report, s, &o), 0);
+        mp_ck_code(mp_process_new(&p, t_report, s, &o), 0);
         ck_assert_str_eq(mp_process_name(p), "worker-α");
         ck_assert_int_eq(mp_process_daemon(p), 1);
-        ck_assert_int_eq(mp_process_start(p), 0);
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_start(p), 0);
+        mp_ck_code(mp_process_join(p, 30), 0);
         ck_assert_str_eq(s->name, "worker-α");
         ck_assert_int_eq(s->daemon, 1);
         mp_process_free(p);
     }
     mp_shared_free(s);
 }
-END_TEST
 
-START_TEST(current_process_is_main)
+MP_TEST(current_process_is_main)
 {
     mp_process *me = mp_current_process();
     ck_assert_ptr_nonnull(me);
@@ -265,18 +254,17 @@ START_TEST(current_process_is_main)
     ck_assert_int_eq(mp_process_pid(me), getpid());
     ck_assert_int_eq(mp_parent_pid(), 0);
     ck_assert_int_eq(mp_process_is_alive(me), 1);
-    ck_assert_int_eq(mp_process_join(me, 0), MP_EDEADLK);
-    ck_assert_int_eq(mp_process_terminate(me), MP_EINVAL);
-    ck_assert_int_eq(mp_process_kill(me), MP_EINVAL);
-    ck_assert_int_eq(mp_process_start(me), MP_EINVAL);
-    ck_assert_int_eq(mp_process_sentinel(me), MP_ESTATE);
-    ck_assert_int_eq(mp_process_close(me), MP_EINVAL);
+    mp_ck_code(mp_process_join(me, 0), MP_EDEADLK);
+    mp_ck_code(mp_process_terminate(me), MP_EINVAL);
+    mp_ck_code(mp_process_kill(me), MP_EINVAL);
+    mp_ck_code(mp_process_start(me), MP_EINVAL);
+    mp_ck_code(mp_process_sentinel(me), MP_ESTATE);
+    mp_ck_code(mp_process_close(me), MP_EINVAL);
     int code;
-    ck_assert_int_eq(mp_process_exitcode(me, &code), MP_EBUSY);
+    mp_ck_code(mp_process_exitcode(me, &code), MP_EBUSY);
     mp_process_free(me); /* a no-op */
     ck_assert_ptr_eq(mp_current_process(), me);
 }
-END_TEST
 
 /* Nested children: the grandchild is "Process-N:1" and its parent is
    the child (CPython's test_recursion). */
@@ -295,7 +283,7 @@ static int t_nested(void *arg)
     return code;
 }
 
-START_TEST(nested_children)
+MP_TEST(nested_children)
 {
     struct seen *s = mp_shared_alloc(2 * sizeof *s);
     for (int k = 0; k < 3; k++) {
@@ -304,11 +292,11 @@ START_TEST(nested_children)
             s[0].value = (int)mp_test_methods[j];
             mp_process *p;
             mp_process_opts o = {.start = mp_test_methods[k]};
-            ck_assert_int_eq(mp_process_new(&p, t_nested, s, &o), 0);
-            ck_assert_int_eq(mp_process_start(p), 0);
-            ck_assert_int_eq(mp_process_join(p, 60), 0);
+            mp_ck_code(mp_process_new(&p, t_nested, s, &o), 0);
+            mp_ck_code(mp_process_start(p), 0);
+            mp_ck_code(mp_process_join(p, 60), 0);
             int code;
-            ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+            mp_ck_code(mp_process_exitcode(p, &code), 0);
             ck_assert_int_eq(code, 0);
             char want[300];
             snprintf(want, sizeof want, "%s:1", mp_process_name(p));
@@ -320,17 +308,16 @@ START_TEST(nested_children)
     }
     mp_shared_free(s);
 }
-END_TEST
 
-START_TEST(sentinel_polls_at_end)
+MP_TEST(sentinel_polls_at_end)
 {
     for (int k = 0; k < 3; k++) {
         double s = 0.3;
         mp_process *p;
         mp_process_opts o = {.start = mp_test_methods[k], .arg_size = sizeof s};
-        ck_assert_int_eq(mp_process_new(&p, t_sleep, &s, &o), 0);
-        ck_assert_int_eq(mp_process_sentinel(p), MP_ESTATE);
-        ck_assert_int_eq(mp_process_start(p), 0);
+        mp_ck_code(mp_process_new(&p, t_sleep, &s, &o), 0);
+        mp_ck_code(mp_process_sentinel(p), MP_ESTATE);
+        mp_ck_code(mp_process_start(p), 0);
         int fd = mp_process_sentinel(p);
         ck_assert_int_ge(fd, 0);
         struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -338,26 +325,24 @@ START_TEST(sentinel_polls_at_end)
         ck_assert_int_eq(poll(&pf, 1, 10000), 1);
         int code;
         /* Ended per the sentinel: the exit code is there at once. */
-        ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+        mp_ck_code(mp_process_exitcode(p, &code), 0);
         ck_assert_int_eq(code, 0);
-        ck_assert_int_eq(mp_process_join(p, 0), 0);
+        mp_ck_code(mp_process_join(p, 0), 0);
         ck_assert_int_eq(poll(&pf, 1, 0), 1); /* stays readable */
         mp_process_free(p);
     }
 }
-END_TEST
 
-START_TEST(active_children_reaps)
+MP_TEST(active_children_reaps)
 {
     ck_assert_int_eq(mp_active_children(NULL, 0), 0);
     mp_process *p[3];
     double s = 30, q = 0;
     for (int k = 0; k < 3; k++)
-        ck_assert_int_eq(
-            start_one(&p[k], t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
+        mp_ck_code(start_one(&p[k], t_sleep, &s, sizeof s, mp_test_methods[k]),
+                   0);
     mp_process *quick;
-    ck_assert_int_eq(start_one(&quick, t_sleep, &q, sizeof q, MP_START_FORK),
-                     0);
+    mp_ck_code(start_one(&quick, t_sleep, &q, sizeof q, MP_START_FORK), 0);
     ck_assert_int_eq(mp_test_wait_gone(mp_process_pid(quick), 10), 1);
     mp_process *out[8];
     ck_assert_int_eq(mp_active_children(out, 8), 3);
@@ -369,9 +354,9 @@ START_TEST(active_children_reaps)
     }
     /* The quick one was reaped as a side effect. */
     int code;
-    ck_assert_int_eq(mp_process_exitcode(quick, &code), 0);
+    mp_ck_code(mp_process_exitcode(quick, &code), 0);
     ck_assert_int_eq(mp_active_children(out, 1), 3); /* count beyond cap */
-    ck_assert_int_eq(mp_active_children(NULL, 1), MP_EINVAL);
+    mp_ck_code(mp_active_children(NULL, 1), MP_EINVAL);
     for (int k = 0; k < 3; k++) {
         mp_process_kill(p[k]);
         mp_process_join(p[k], 10);
@@ -380,7 +365,6 @@ START_TEST(active_children_reaps)
     mp_process_free(quick);
     ck_assert_int_eq(mp_active_children(NULL, 0), 0);
 }
-END_TEST
 
 /* blob - a struct argument copied by value. */
 struct blob {
@@ -394,20 +378,20 @@ static int t_check_blob(void *arg)
     return b->a == 41 && strcmp(b->text, "bytes") == 0 ? 0 : 1;
 }
 
-START_TEST(arguments_travel)
+MP_TEST(arguments_travel)
 {
     /* arg_size bytes are copied at start: the child sees them as they
        were then, whatever the parent does next. */
     for (int k = 0; k < 3; k++) {
         struct blob b = {41, "bytes"};
         mp_process *p;
-        ck_assert_int_eq(
+        mp_ck_code(
             start_one(&p, t_check_blob, &b, sizeof b, mp_test_methods[k]), 0);
         b.a = 0;
         strcpy(b.text, "changed");
-        ck_assert_int_eq(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, 30), 0);
         int code;
-        ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+        mp_ck_code(mp_process_exitcode(p, &code), 0);
         ck_assert_int_eq(code, 0);
         mp_process_free(p);
     }
@@ -415,24 +399,23 @@ START_TEST(arguments_travel)
     mp_process *p;
     int priv = 1;
     mp_process_opts o = {.start = MP_START_SPAWN};
-    ck_assert_int_eq(mp_process_new(&p, t_exit, &priv, &o), 0);
-    ck_assert_int_eq(mp_process_start(p), MP_EINVAL);
+    mp_ck_code(mp_process_new(&p, t_exit, &priv, &o), 0);
+    mp_ck_code(mp_process_start(p), MP_EINVAL);
     mp_process_free(p);
     o.start = MP_START_FORKSERVER;
-    ck_assert_int_eq(mp_process_new(&p, t_exit, &priv, &o), 0);
-    ck_assert_int_eq(mp_process_start(p), MP_EINVAL);
+    mp_ck_code(mp_process_new(&p, t_exit, &priv, &o), 0);
+    mp_ck_code(mp_process_start(p), MP_EINVAL);
     mp_process_free(p);
     /* Under fork it is the child's copy of the parent's memory. */
     o.start = MP_START_FORK;
-    ck_assert_int_eq(mp_process_new(&p, t_exit, &priv, &o), 0);
-    ck_assert_int_eq(mp_process_start(p), 0);
-    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_new(&p, t_exit, &priv, &o), 0);
+    mp_ck_code(mp_process_start(p), 0);
+    mp_ck_code(mp_process_join(p, 10), 0);
     int code;
     mp_process_exitcode(p, &code);
     ck_assert_int_eq(code, 1);
     mp_process_free(p);
 }
-END_TEST
 
 static int t_write_shared(void *arg)
 {
@@ -441,7 +424,7 @@ static int t_write_shared(void *arg)
     return 0;
 }
 
-START_TEST(arena_pointer_shared)
+MP_TEST(arena_pointer_shared)
 {
     for (int k = 0; k < 3; k++) {
         int *v = mp_shared_alloc(sizeof *v);
@@ -451,80 +434,77 @@ START_TEST(arena_pointer_shared)
         mp_shared_free(v);
     }
 }
-END_TEST
 
-START_TEST(bad_inputs)
+MP_TEST(bad_inputs)
 {
     mp_process *p = NULL;
     int code;
-    ck_assert_int_eq(mp_process_new(NULL, t_exit, NULL, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_new(&p, NULL, NULL, NULL), MP_EINVAL);
+    mp_ck_code(mp_process_new(NULL, t_exit, NULL, NULL), MP_EINVAL);
+    mp_ck_code(mp_process_new(&p, NULL, NULL, NULL), MP_EINVAL);
     ck_assert_ptr_null(p);
     mp_process_opts bad = {.start = (mp_start_method)42};
-    ck_assert_int_eq(mp_process_new(&p, t_exit, NULL, &bad), MP_EINVAL);
+    mp_ck_code(mp_process_new(&p, t_exit, NULL, &bad), MP_EINVAL);
     char longname[300];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
     mp_process_opts ln = {.name = longname};
-    ck_assert_int_eq(mp_process_new(&p, t_exit, NULL, &ln), MP_ENAMETOOLONG);
+    mp_ck_code(mp_process_new(&p, t_exit, NULL, &ln), MP_ENAMETOOLONG);
     ck_assert_ptr_null(p);
 
-    ck_assert_int_eq(mp_process_start(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_join(NULL, 1), MP_EINVAL);
-    ck_assert_int_eq(mp_process_is_alive(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_terminate(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_kill(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_exitcode(NULL, &code), MP_EINVAL);
-    ck_assert_int_eq(mp_process_pid(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_start(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_join(NULL, 1), MP_EINVAL);
+    mp_ck_code(mp_process_is_alive(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_terminate(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_kill(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_exitcode(NULL, &code), MP_EINVAL);
+    mp_ck_code(mp_process_pid(NULL), MP_EINVAL);
     ck_assert_ptr_null(mp_process_name(NULL));
-    ck_assert_int_eq(mp_process_daemon(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_sentinel(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_close(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_daemon(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_sentinel(NULL), MP_EINVAL);
+    mp_ck_code(mp_process_close(NULL), MP_EINVAL);
     mp_process_free(NULL);
 
     int zero = 0;
     mp_process_opts o = {.arg_size = sizeof zero};
-    ck_assert_int_eq(mp_process_new(&p, t_exit, &zero, &o), 0);
+    mp_ck_code(mp_process_new(&p, t_exit, &zero, &o), 0);
     /* Before start. */
-    ck_assert_int_eq(mp_process_join(p, 1), MP_ESTATE);
-    ck_assert_int_eq(mp_process_exitcode(p, &code), MP_ESTATE);
-    ck_assert_int_eq(mp_process_exitcode(p, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_process_terminate(p), MP_ESTATE);
-    ck_assert_int_eq(mp_process_kill(p), MP_ESTATE);
+    mp_ck_code(mp_process_join(p, 1), MP_ESTATE);
+    mp_ck_code(mp_process_exitcode(p, &code), MP_ESTATE);
+    mp_ck_code(mp_process_exitcode(p, NULL), MP_EINVAL);
+    mp_ck_code(mp_process_terminate(p), MP_ESTATE);
+    mp_ck_code(mp_process_kill(p), MP_ESTATE);
     ck_assert_int_eq(mp_process_is_alive(p), 0);
-    ck_assert_int_eq(mp_process_sentinel(p), MP_ESTATE);
-    ck_assert_int_eq(mp_process_start(p), 0);
+    mp_ck_code(mp_process_sentinel(p), MP_ESTATE);
+    mp_ck_code(mp_process_start(p), 0);
     /* Start twice. */
-    ck_assert_int_eq(mp_process_start(p), MP_ESTATE);
-    ck_assert_int_eq(mp_process_join(p, 10), 0);
-    ck_assert_int_eq(mp_process_start(p), MP_ESTATE);
-    ck_assert_int_eq(mp_process_close(p), 0);
+    mp_ck_code(mp_process_start(p), MP_ESTATE);
+    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_start(p), MP_ESTATE);
+    mp_ck_code(mp_process_close(p), 0);
 
-    ck_assert_int_eq(mp_init(NULL, NULL, NULL), MP_EALREADY);
+    mp_ck_code(mp_init(NULL, NULL, NULL), MP_EALREADY);
 }
-END_TEST
 
-START_TEST(close_while_running_is_busy)
+MP_TEST(close_while_running_is_busy)
 {
     double s = 30;
     mp_process *p;
-    ck_assert_int_eq(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORK), 0);
-    ck_assert_int_eq(mp_process_close(p), MP_EBUSY);
-    ck_assert_int_eq(mp_process_kill(p), 0);
-    ck_assert_int_eq(mp_process_join(p, 10), 0);
-    ck_assert_int_eq(mp_process_close(p), 0);
+    mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORK), 0);
+    mp_ck_code(mp_process_close(p), MP_EBUSY);
+    mp_ck_code(mp_process_kill(p), 0);
+    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_close(p), 0);
 }
-END_TEST
 
-START_TEST(free_while_running_detaches)
+MP_TEST(free_while_running_detaches)
 {
     /* Python's test_lose_target_ref: the process goes on without its
        object and is reaped when it ends. */
     for (int k = 0; k < 3; k++) {
         int *flag = mp_shared_alloc(sizeof *flag);
         mp_process *p;
-        ck_assert_int_eq(
-            start_one(&p, t_write_shared, flag, 0, mp_test_methods[k]), 0);
+        mp_ck_code(start_one(&p, t_write_shared, flag, 0, mp_test_methods[k]),
+                   0);
         pid_t pid = mp_process_pid(p);
         mp_process_free(p);
         ck_assert_int_eq(mp_test_wait_gone(pid, 10), 1);
@@ -534,30 +514,28 @@ START_TEST(free_while_running_detaches)
         mp_shared_free(flag);
     }
 }
-END_TEST
 
-START_TEST(many_processes)
+MP_TEST(many_processes)
 {
     /* CPython's test_many_processes: start many, terminate them all. */
     enum { N = 12 };
     mp_process *p[N];
     double s = 30;
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(
+        mp_ck_code(
             start_one(&p[i], t_sleep, &s, sizeof s, mp_test_methods[i % 3]), 0);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(mp_process_is_alive(p[i]), 1);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(mp_process_terminate(p[i]), 0);
+        mp_ck_code(mp_process_terminate(p[i]), 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(mp_process_join(p[i], 20), 0);
+        mp_ck_code(mp_process_join(p[i], 20), 0);
         int code;
-        ck_assert_int_eq(mp_process_exitcode(p[i], &code), 0);
+        mp_ck_code(mp_process_exitcode(p[i], &code), 0);
         ck_assert_int_eq(code, -SIGTERM);
         mp_process_free(p[i]);
     }
 }
-END_TEST
 
 static void *start_from_thread(void *arg)
 {
@@ -568,7 +546,7 @@ static void *start_from_thread(void *arg)
     return NULL;
 }
 
-START_TEST(child_outlives_starting_thread)
+MP_TEST(child_outlives_starting_thread)
 {
     /* The lifeline ties a child to the parent process, not to the thread
        that started it (PR_SET_PDEATHSIG would kill it here). */
@@ -577,29 +555,27 @@ START_TEST(child_outlives_starting_thread)
     pthread_create(&t, NULL, start_from_thread, &p);
     pthread_join(t, NULL);
     ck_assert_ptr_nonnull(p);
-    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, 10), 0);
     int code;
-    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    mp_ck_code(mp_process_exitcode(p, &code), 0);
     ck_assert_int_eq(code, 0);
     mp_process_free(p);
 }
-END_TEST
 
-START_TEST(sigchld_ignored_is_an_error)
+MP_TEST(sigchld_ignored_is_an_error)
 {
     struct sigaction old, ign = {.sa_handler = SIG_IGN};
     sigaction(SIGCHLD, &ign, &old);
     mp_process *p;
     int zero = 0;
     mp_process_opts o = {.arg_size = sizeof zero};
-    ck_assert_int_eq(mp_process_new(&p, t_exit, &zero, &o), 0);
-    ck_assert_int_eq(mp_process_start(p), MP_ECHILD);
+    mp_ck_code(mp_process_new(&p, t_exit, &zero, &o), 0);
+    mp_ck_code(mp_process_start(p), MP_ECHILD);
     sigaction(SIGCHLD, &old, NULL);
-    ck_assert_int_eq(mp_process_start(p), 0);
-    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_start(p), 0);
+    mp_ck_code(mp_process_join(p, 10), 0);
     mp_process_free(p);
 }
-END_TEST
 
 static int t_print(void *arg)
 {
@@ -608,7 +584,7 @@ static int t_print(void *arg)
     return 0;
 }
 
-START_TEST(stdio_not_duplicated)
+MP_TEST(stdio_not_duplicated)
 {
     /* Unflushed parent output must not be written again by a fork child. */
     int fds[2];
@@ -635,14 +611,12 @@ START_TEST(stdio_not_duplicated)
     ck_assert_int_eq(parents, 1);
     ck_assert_int_eq(children, 3);
 }
-END_TEST
 
-START_TEST(forkserver_restarts_after_death)
+MP_TEST(forkserver_restarts_after_death)
 {
     double s = 30;
     mp_process *p;
-    ck_assert_int_eq(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER),
-                     0);
+    mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER), 0);
     /* The server is our only other child. */
     char path[64], buf[256] = {0};
     snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
@@ -655,9 +629,9 @@ START_TEST(forkserver_restarts_after_death)
     ck_assert_int_ne(server, mp_process_pid(p));
     kill(server, SIGKILL);
     /* Its child dies with it and is reported as killed. */
-    ck_assert_int_eq(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, 10), 0);
     int code;
-    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    mp_ck_code(mp_process_exitcode(p, &code), 0);
     ck_assert_int_eq(code, -SIGKILL);
     mp_process_free(p);
     /* A new server serves the next start. */
@@ -665,7 +639,6 @@ START_TEST(forkserver_restarts_after_death)
     ck_assert_int_eq(run_for_code(t_exit, &c, sizeof c, MP_START_FORKSERVER),
                      5);
 }
-END_TEST
 
 /* The server's pid: its starter's child that is not p. */
 static pid_t server_of(mp_process *p)
@@ -699,7 +672,7 @@ static int t_grandchild_then_killed(void *arg)
     return 2;
 }
 
-START_TEST(forkserver_child_status_is_its_own)
+MP_TEST(forkserver_child_status_is_its_own)
 {
     /* Whether the server or the child's own word tells the code is a
        race; repeated, a child's word that was its grandchild's shows. */
@@ -708,7 +681,6 @@ START_TEST(forkserver_child_status_is_its_own)
                                       MP_START_FORKSERVER),
                          -SIGKILL);
 }
-END_TEST
 
 static int t_sigint_as_started(void *arg)
 {
@@ -718,12 +690,11 @@ static int t_sigint_as_started(void *arg)
     return sa.sa_handler == SIG_DFL ? 0 : 1;
 }
 
-START_TEST(forkserver_survives_ctrl_c)
+MP_TEST(forkserver_survives_ctrl_c)
 {
     double s = 30;
     mp_process *p;
-    ck_assert_int_eq(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER),
-                     0);
+    mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER), 0);
     pid_t server = server_of(p);
     ck_assert_int_gt(server, 0);
     /* What a terminal's Ctrl-C would send it. */
@@ -733,19 +704,18 @@ START_TEST(forkserver_survives_ctrl_c)
     /* The same server starts the next child, which sees SIGINT as its
        starter left it, not ignored. */
     mp_process *q;
-    ck_assert_int_eq(
-        start_one(&q, t_sigint_as_started, NULL, 0, MP_START_FORKSERVER), 0);
-    ck_assert_int_eq(mp_process_join(q, 30), 0);
+    mp_ck_code(start_one(&q, t_sigint_as_started, NULL, 0, MP_START_FORKSERVER),
+               0);
+    mp_ck_code(mp_process_join(q, 30), 0);
     int code = -1;
-    ck_assert_int_eq(mp_process_exitcode(q, &code), 0);
+    mp_ck_code(mp_process_exitcode(q, &code), 0);
     ck_assert_int_eq(code, 0);
     ck_assert_int_eq(server_of(p), server);
     mp_process_free(q);
     mp_process_kill(p);
-    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_join(p, 30), 0);
     mp_process_free(p);
 }
-END_TEST
 
 /* parents - the two sleepers of fork_child_leaves_parents_children. */
 static mp_process *parents[2];
@@ -762,25 +732,24 @@ static int t_touch_parents(void *arg)
     return 0;
 }
 
-START_TEST(fork_child_leaves_parents_children)
+MP_TEST(fork_child_leaves_parents_children)
 {
     double s = 30;
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(
-            start_one(&parents[i], t_sleep, &s, sizeof s, MP_START_FORK), 0);
+        mp_ck_code(start_one(&parents[i], t_sleep, &s, sizeof s, MP_START_FORK),
+                   0);
     ck_assert_int_eq(run_for_code(t_touch_parents, NULL, 0, MP_START_FORK), 0);
     mp_process *seen[4];
     ck_assert_int_eq(mp_active_children(seen, 4), 2);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(mp_process_is_alive(parents[i]), 1);
         mp_process_kill(parents[i]);
-        ck_assert_int_eq(mp_process_join(parents[i], 30), 0);
+        mp_ck_code(mp_process_join(parents[i], 30), 0);
         mp_process_free(parents[i]);
     }
 }
-END_TEST
 
-START_TEST(forkserver_from_big_parent)
+MP_TEST(forkserver_from_big_parent)
 {
     /* Start cost must not depend on the parent's memory: 256 MiB touched
        here (the benchmark measures 1 GiB). */
@@ -792,36 +761,4 @@ START_TEST(forkserver_from_big_parent)
     ck_assert_int_eq(run_for_code(t_exit, &c, sizeof c, MP_START_FORKSERVER),
                      9);
     free(big);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("process");
-    mp_test_add(s, exit_status_every_method);
-    mp_test_add(s, exit_by_signal_every_method);
-    mp_test_add(s, exit_call_in_target);
-    mp_test_add(s, terminate_and_kill);
-    mp_test_add(s, join_timeout_honoured);
-    mp_test_add(s, join_waits_for_end);
-    mp_test_add(s, names_pids_and_parent);
-    mp_test_add(s, current_process_is_main);
-    mp_test_add(s, nested_children);
-    mp_test_add(s, sentinel_polls_at_end);
-    mp_test_add(s, active_children_reaps);
-    mp_test_add(s, arguments_travel);
-    mp_test_add(s, arena_pointer_shared);
-    mp_test_add(s, bad_inputs);
-    mp_test_add(s, close_while_running_is_busy);
-    mp_test_add(s, free_while_running_detaches);
-    mp_test_add(s, many_processes);
-    mp_test_add(s, child_outlives_starting_thread);
-    mp_test_add(s, sigchld_ignored_is_an_error);
-    mp_test_add(s, stdio_not_duplicated);
-    mp_test_add(s, forkserver_restarts_after_death);
-    mp_test_add(s, forkserver_from_big_parent);
-    mp_test_add(s, forkserver_child_status_is_its_own);
-    mp_test_add(s, forkserver_survives_ctrl_c);
-    mp_test_add(s, fork_child_leaves_parents_children);
-    return s;
 }

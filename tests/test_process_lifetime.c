@@ -1,5 +1,5 @@
-/* test_lifetime.c - children die with their parent, daemon children are
-   terminated and the others joined at exit. */
+/* test_process_lifetime.c - children die with their parent, daemon
+   children are terminated and the others joined at exit. */
 #include "harness.h"
 
 #include <errno.h>
@@ -100,20 +100,20 @@ static struct family *new_family(mp_start_method m, double sleep)
     return f;
 }
 
-START_TEST(children_die_with_killed_parent)
+MP_TEST(children_die_with_killed_parent)
 {
     for (int k = 0; k < 3; k++) {
         for (int mid = 0; mid < 3; mid++) {
             struct family *f = new_family(mp_test_methods[k], 60);
             mp_process *p;
             mp_process_opts o = {.start = mp_test_methods[mid]};
-            ck_assert_int_eq(mp_process_new(&p, t_middle_then_sleep, f, &o), 0);
-            ck_assert_int_eq(mp_process_start(p), 0);
+            mp_ck_code(mp_process_new(&p, t_middle_then_sleep, f, &o), 0);
+            mp_ck_code(mp_process_start(p), 0);
             pid_t g = wait_pid_set(&f->grandchild);
             ck_assert_int_gt(g, 0);
             double t0 = mp_test_now();
-            ck_assert_int_eq(mp_process_kill(p), 0);
-            ck_assert_int_eq(mp_process_join(p, 10), 0);
+            mp_ck_code(mp_process_kill(p), 0);
+            mp_ck_code(mp_process_join(p, 10), 0);
             ck_assert_msg(reap_orphan(g, 5), "grandchild %d survived", g);
             ck_assert(mp_test_now() - t0 < 1.0);
             ck_assert_int_eq(f->done, 0);
@@ -122,26 +122,25 @@ START_TEST(children_die_with_killed_parent)
         }
     }
 }
-END_TEST
 
 /* Run t_middle as a fork child for f; the seconds until it was joined. */
 static double run_middle(struct family *f)
 {
     mp_process *p;
     mp_process_opts o = {.start = MP_START_FORK};
-    ck_assert_int_eq(mp_process_new(&p, t_middle, f, &o), 0);
+    mp_ck_code(mp_process_new(&p, t_middle, f, &o), 0);
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_process_start(p), 0);
-    ck_assert_int_eq(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_start(p), 0);
+    mp_ck_code(mp_process_join(p, 30), 0);
     double el = mp_test_now() - t0;
     int code;
-    ck_assert_int_eq(mp_process_exitcode(p, &code), 0);
+    mp_ck_code(mp_process_exitcode(p, &code), 0);
     ck_assert_int_eq(code, 0);
     mp_process_free(p);
     return el;
 }
 
-START_TEST(exit_joins_non_daemon_children)
+MP_TEST(exit_joins_non_daemon_children)
 {
     for (int k = 0; k < 3; k++) {
         for (int use_exit = 0; use_exit < 2; use_exit++) {
@@ -155,9 +154,8 @@ START_TEST(exit_joins_non_daemon_children)
         }
     }
 }
-END_TEST
 
-START_TEST(exit_terminates_daemon_children)
+MP_TEST(exit_terminates_daemon_children)
 {
     for (int k = 0; k < 3; k++) {
         struct family *f = new_family(mp_test_methods[k], 60);
@@ -170,9 +168,8 @@ START_TEST(exit_terminates_daemon_children)
         mp_shared_free(f);
     }
 }
-END_TEST
 
-START_TEST(daemon_ignoring_sigterm_is_killed)
+MP_TEST(daemon_ignoring_sigterm_is_killed)
 {
     struct family *f = new_family(MP_START_FORK, 60);
     f->daemon = 1;
@@ -182,9 +179,8 @@ START_TEST(daemon_ignoring_sigterm_is_killed)
     ck_assert_int_eq(mp_test_wait_gone(f->grandchild, 5), 1);
     mp_shared_free(f);
 }
-END_TEST
 
-START_TEST(main_return_runs_exit_handling)
+MP_TEST(main_return_runs_exit_handling)
 {
     /* A real program returning from main: exit_main starts a daemon and
        a non-daemon child and returns. */
@@ -220,16 +216,4 @@ START_TEST(main_return_runs_exit_handling)
     ck_assert(strstr(buf, "main returned") < strstr(buf, "worker finished"));
     ck_assert_int_eq(mp_test_wait_gone(dpid, 5), 1);
     ck_assert_int_eq(mp_test_wait_gone(npid, 5), 1);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("lifetime");
-    mp_test_add(s, children_die_with_killed_parent);
-    mp_test_add(s, exit_joins_non_daemon_children);
-    mp_test_add(s, exit_terminates_daemon_children);
-    mp_test_add(s, daemon_ignoring_sigterm_is_killed);
-    mp_test_add(s, main_return_runs_exit_handling);
-    return s;
 }

@@ -1,5 +1,5 @@
-/* test_noinit.c - a program that forgot mp_init gets MP_ENOINIT, never a
-   hang or a crash. Plain main (no harness: the harness calls mp_init). */
+/* test_process_noinit.c - a program that forgot mp_init gets MP_ENOINIT, never
+   a hang or a crash. Plain main (no harness: the harness calls mp_init). */
 #include "multiproc.h"
 
 #include <stdio.h>

@@ -71,7 +71,7 @@ static struct shared *new_shared(const mp_queue_opts *o)
 {
     struct shared *s = mp_shared_alloc(sizeof *s);
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(mp_queue_new(&s->q, o), 0);
+    mp_ck_code(mp_queue_new(&s->q, o), 0);
     return s;
 }
 
@@ -112,7 +112,7 @@ static int t_produce(void *arg)
     return 0;
 }
 
-START_TEST(fifo_one_to_one_every_method)
+MP_TEST(fifo_one_to_one_every_method)
 {
     for (int k = 0; k < 3; k++) {
         struct shared *s = new_shared(NULL);
@@ -131,7 +131,6 @@ START_TEST(fifo_one_to_one_every_method)
         free_shared(s);
     }
 }
-END_TEST
 
 /* Take messages until MP_EOF, marking each (from, seq) seen. */
 static int t_consume(void *arg)
@@ -154,7 +153,7 @@ static int t_consume(void *arg)
     return 0;
 }
 
-START_TEST(exactly_once_three_producers_two_consumers)
+MP_TEST(exactly_once_three_producers_two_consumers)
 {
     mp_queue_opts o = {.capacity = 64 << 10}; /* small: wraps, fills */
     struct shared *s = new_shared(&o);
@@ -167,7 +166,7 @@ START_TEST(exactly_once_three_producers_two_consumers)
         p[i] = start_producer(t_produce, s, i, mp_test_methods[i]);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(mp_test_finish(p[i], 60), 0);
-    ck_assert_int_eq(mp_queue_close(s->q), 0);
+    mp_ck_code(mp_queue_close(s->q), 0);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(mp_test_finish(c[i], 60), 0);
     ck_assert_int_eq(s->bad, 0);
@@ -181,129 +180,123 @@ START_TEST(exactly_once_three_producers_two_consumers)
     ck_assert_int_eq(never, 0);
     free_shared(s);
 }
-END_TEST
 
 /* ---- error codes ----------------------------------------------------------
  */
 
-START_TEST(full_and_empty_with_timeouts)
+MP_TEST(full_and_empty_with_timeouts)
 {
     mp_queue *q;
     mp_queue_opts o = {.maxsize = 2};
-    ck_assert_int_eq(mp_queue_new(&q, &o), 0);
+    mp_ck_code(mp_queue_new(&q, &o), 0);
     char buf[16];
     ck_assert_int_eq(mp_queue_empty(q), 1);
     ck_assert_int_eq(mp_queue_full(q), 0);
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_queue_get(q, buf, sizeof buf, 0), MP_EEMPTY);
+    mp_ck_code(mp_queue_get(q, buf, sizeof buf, 0), MP_EEMPTY);
     ck_assert(mp_test_now() - t0 < 0.05);
     t0 = mp_test_now();
-    ck_assert_int_eq(mp_queue_get(q, buf, sizeof buf, 0.2), MP_EEMPTY);
+    mp_ck_code(mp_queue_get(q, buf, sizeof buf, 0.2), MP_EEMPTY);
     double el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.2 && el < 1.5, "%.3f", el);
-    ck_assert_int_eq(mp_queue_put(q, "a", 1, 0), 0);
-    ck_assert_int_eq(mp_queue_put(q, "bb", 2, 0), 0);
+    mp_ck_code(mp_queue_put(q, "a", 1, 0), 0);
+    mp_ck_code(mp_queue_put(q, "bb", 2, 0), 0);
     ck_assert_int_eq(mp_queue_qsize(q), 2);
     ck_assert_int_eq(mp_queue_full(q), 1);
     ck_assert_int_eq(mp_queue_empty(q), 0);
     t0 = mp_test_now();
-    ck_assert_int_eq(mp_queue_put(q, "c", 1, 0), MP_EFULL);
+    mp_ck_code(mp_queue_put(q, "c", 1, 0), MP_EFULL);
     ck_assert(mp_test_now() - t0 < 0.05);
     t0 = mp_test_now();
-    ck_assert_int_eq(mp_queue_put(q, "c", 1, 0.2), MP_EFULL);
+    mp_ck_code(mp_queue_put(q, "c", 1, 0.2), MP_EFULL);
     el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.2 && el < 1.5, "%.3f", el);
     ck_assert_int_eq(mp_queue_get(q, buf, sizeof buf, 0), 1);
     ck_assert_int_eq(buf[0], 'a');
-    ck_assert_int_eq(mp_queue_put(q, "c", 1, 0), 0);
+    mp_ck_code(mp_queue_put(q, "c", 1, 0), 0);
     ck_assert_int_eq(mp_queue_get(q, buf, sizeof buf, 0), 2);
     ck_assert_int_eq(memcmp(buf, "bb", 2), 0);
     ck_assert_int_eq(mp_queue_get(q, buf, sizeof buf, 0), 1);
     ck_assert_int_eq(buf[0], 'c');
     mp_queue_free(q);
 }
-END_TEST
 
-START_TEST(capacity_bounds_bytes)
+MP_TEST(capacity_bounds_bytes)
 {
     mp_queue *q;
     mp_queue_opts o = {.capacity = 1}; /* rounded up to 4 KiB */
-    ck_assert_int_eq(mp_queue_new(&q, &o), 0);
+    mp_ck_code(mp_queue_new(&q, &o), 0);
     char block[1000] = {0};
     int n = 0;
     while (mp_queue_put(q, block, sizeof block, 0) == 0)
         n++;
     ck_assert_int_eq(n, 4); /* 4 x 1008 bytes of records fit in 4096 */
     ck_assert_int_eq(mp_queue_qsize(q), 4);
-    ck_assert_int_eq(mp_queue_put(q, block, sizeof block, 0), MP_EFULL);
+    mp_ck_code(mp_queue_put(q, block, sizeof block, 0), MP_EFULL);
     ck_assert_int_eq(mp_queue_get(q, block, sizeof block, 0), 1000);
-    ck_assert_int_eq(mp_queue_put(q, block, sizeof block, 0), 0);
+    mp_ck_code(mp_queue_put(q, block, sizeof block, 0), 0);
     mp_queue_free(q);
 }
-END_TEST
 
-START_TEST(msgsize_leaves_the_message)
+MP_TEST(msgsize_leaves_the_message)
 {
     mp_queue *q;
-    ck_assert_int_eq(mp_queue_new(&q, NULL), 0);
-    ck_assert_int_eq(mp_queue_put(q, "hello world", 11, 0), 0);
+    mp_ck_code(mp_queue_new(&q, NULL), 0);
+    mp_ck_code(mp_queue_put(q, "hello world", 11, 0), 0);
     char small[4], big[32];
     size_t need = 0;
-    ck_assert_int_eq(mp_queue_get(q, small, sizeof small, 0), MP_EMSGSIZE);
-    ck_assert_int_eq(mp_queue_get_ex(q, small, sizeof small, &need, 0),
-                     MP_EMSGSIZE);
+    mp_ck_code(mp_queue_get(q, small, sizeof small, 0), MP_EMSGSIZE);
+    mp_ck_code(mp_queue_get_ex(q, small, sizeof small, &need, 0), MP_EMSGSIZE);
     ck_assert_uint_eq(need, 11);
     ck_assert_int_eq(mp_queue_qsize(q), 1);
     ck_assert_int_eq(mp_queue_get_ex(q, big, sizeof big, &need, 0), 11);
     ck_assert_int_eq(memcmp(big, "hello world", 11), 0);
     /* Zero-length messages travel too, even into a NULL buffer. */
-    ck_assert_int_eq(mp_queue_put(q, NULL, 0, 0), 0);
+    mp_ck_code(mp_queue_put(q, NULL, 0, 0), 0);
     ck_assert_int_eq(mp_queue_get(q, NULL, 0, 0), 0);
     mp_queue_free(q);
 }
-END_TEST
 
-START_TEST(bad_inputs)
+MP_TEST(bad_inputs)
 {
     mp_queue *q;
     char b[8];
     void *p;
     mp_queue_opts huge = {.capacity = (size_t)2 << 30};
     mp_queue_opts many = {.maxsize = (size_t)1 << 30};
-    ck_assert_int_eq(mp_queue_new(NULL, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_new(&q, &huge), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_new(&q, &many), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_put(NULL, b, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_get(NULL, b, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_qsize(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_empty(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_full(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_close(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_task_done(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_join(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_new(NULL, NULL), MP_EINVAL);
+    mp_ck_code(mp_queue_new(&q, &huge), MP_EINVAL);
+    mp_ck_code(mp_queue_new(&q, &many), MP_EINVAL);
+    mp_ck_code(mp_queue_put(NULL, b, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_get(NULL, b, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_qsize(NULL), MP_EINVAL);
+    mp_ck_code(mp_queue_empty(NULL), MP_EINVAL);
+    mp_ck_code(mp_queue_full(NULL), MP_EINVAL);
+    mp_ck_code(mp_queue_close(NULL), MP_EINVAL);
+    mp_ck_code(mp_queue_task_done(NULL), MP_EINVAL);
+    mp_ck_code(mp_queue_join(NULL, 0), MP_EINVAL);
     mp_queue_free(NULL);
-    ck_assert_int_eq(mp_queue_new(&q, NULL), 0);
-    ck_assert_int_eq(mp_queue_put(q, NULL, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_put(q, b, 1, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_get(q, NULL, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_get(q, b, 1, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_get_alloc(q, NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_get_ref(q, NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_get_alloc(q, &p, 0), MP_EEMPTY);
+    mp_ck_code(mp_queue_new(&q, NULL), 0);
+    mp_ck_code(mp_queue_put(q, NULL, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_put(q, b, 1, NAN), MP_EINVAL);
+    mp_ck_code(mp_queue_get(q, NULL, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_get(q, b, 1, NAN), MP_EINVAL);
+    mp_ck_code(mp_queue_get_alloc(q, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_get_ref(q, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_get_alloc(q, &p, 0), MP_EEMPTY);
     /* Not joinable. */
-    ck_assert_int_eq(mp_queue_task_done(q), MP_ENOTSUP);
-    ck_assert_int_eq(mp_queue_join(q, 0), MP_ENOTSUP);
+    mp_ck_code(mp_queue_task_done(q), MP_ENOTSUP);
+    mp_ck_code(mp_queue_join(q, 0), MP_ENOTSUP);
     /* put_ref takes arena blocks only, and no more than they hold. */
-    ck_assert_int_eq(mp_queue_put_ref(q, b, sizeof b, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_put_ref(q, b, sizeof b, 0), MP_EINVAL);
     void *blk = mp_shared_alloc(100);
-    ck_assert_int_eq(mp_queue_put_ref(q, (char *)blk + 16, 10, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_queue_put_ref(q, blk, 1 << 20, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_put_ref(q, (char *)blk + 16, 10, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_put_ref(q, blk, 1 << 20, 0), MP_EINVAL);
     mp_shared_free(blk);
     /* A freed queue, while its memory says so. */
     mp_queue_free(q);
-    ck_assert_int_eq(mp_queue_put(q, b, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_queue_put(q, b, 1, 0), MP_EINVAL);
 }
-END_TEST
 
 /* ---- close ---------------------------------------------------------------
  */
@@ -318,28 +311,27 @@ static int t_get_until_eof(void *arg)
     return n == MP_EOF && mp_test_now() - t0 < 10 ? 0 : 1;
 }
 
-START_TEST(close_drains_then_eof)
+MP_TEST(close_drains_then_eof)
 {
     struct shared *s = new_shared(NULL);
     for (int i = 0; i < 5; i++)
-        ck_assert_int_eq(mp_queue_put(s->q, &i, sizeof i, 0), 0);
-    ck_assert_int_eq(mp_queue_close(s->q), 0);
-    ck_assert_int_eq(mp_queue_put(s->q, "x", 1, 0), MP_ECLOSED);
-    ck_assert_int_eq(mp_queue_put(s->q, "x", 1, MP_FOREVER), MP_ECLOSED);
+        mp_ck_code(mp_queue_put(s->q, &i, sizeof i, 0), 0);
+    mp_ck_code(mp_queue_close(s->q), 0);
+    mp_ck_code(mp_queue_put(s->q, "x", 1, 0), MP_ECLOSED);
+    mp_ck_code(mp_queue_put(s->q, "x", 1, MP_FOREVER), MP_ECLOSED);
     for (int i = 0; i < 5; i++) {
         int v = -1;
         ck_assert_int_eq(mp_queue_get(s->q, &v, sizeof v, 0), sizeof v);
         ck_assert_int_eq(v, i);
     }
     char b[4];
-    ck_assert_int_eq(mp_queue_get(s->q, b, sizeof b, 0), MP_EOF);
-    ck_assert_int_eq(mp_queue_get(s->q, b, sizeof b, MP_FOREVER), MP_EOF);
-    ck_assert_int_eq(mp_queue_close(s->q), 0); /* twice is fine */
+    mp_ck_code(mp_queue_get(s->q, b, sizeof b, 0), MP_EOF);
+    mp_ck_code(mp_queue_get(s->q, b, sizeof b, MP_FOREVER), MP_EOF);
+    mp_ck_code(mp_queue_close(s->q), 0); /* twice is fine */
     free_shared(s);
 }
-END_TEST
 
-START_TEST(close_wakes_blocked_getters)
+MP_TEST(close_wakes_blocked_getters)
 {
     for (int k = 0; k < 3; k++) {
         struct shared *s = new_shared(NULL);
@@ -347,13 +339,12 @@ START_TEST(close_wakes_blocked_getters)
         for (int i = 0; i < 2; i++)
             p[i] = mp_test_start(t_get_until_eof, s, 0, mp_test_methods[k]);
         mp_test_sleep(0.2); /* asleep past the spin */
-        ck_assert_int_eq(mp_queue_close(s->q), 0);
+        mp_ck_code(mp_queue_close(s->q), 0);
         for (int i = 0; i < 2; i++)
             ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
         free_shared(s);
     }
 }
-END_TEST
 
 /* ---- blocking across processes -------------------------------------------
  */
@@ -374,7 +365,7 @@ static int t_late_get(void *arg)
     return mp_queue_get(s->q, &v, sizeof v, 10) == sizeof v && v == 1 ? 0 : 1;
 }
 
-START_TEST(sleepers_are_woken)
+MP_TEST(sleepers_are_woken)
 {
     /* A getter asleep on an empty queue, a putter asleep on a full one. */
     for (int k = 0; k < 3; k++) {
@@ -388,17 +379,16 @@ START_TEST(sleepers_are_woken)
         ck_assert(mp_test_now() - t0 < 5);
         ck_assert_int_eq(mp_test_finish(p, 30), 0);
         v = 1;
-        ck_assert_int_eq(mp_queue_put(s->q, &v, sizeof v, 0), 0);
+        mp_ck_code(mp_queue_put(s->q, &v, sizeof v, 0), 0);
         p = mp_test_start(t_late_get, s, 0, mp_test_methods[k]);
         v = 2;
-        ck_assert_int_eq(mp_queue_put(s->q, &v, sizeof v, 10), 0);
+        mp_ck_code(mp_queue_put(s->q, &v, sizeof v, 10), 0);
         ck_assert_int_eq(mp_test_finish(p, 30), 0);
         ck_assert_int_eq(mp_queue_get(s->q, &v, sizeof v, 0), sizeof v);
         ck_assert_int_eq(v, 2);
         free_shared(s);
     }
 }
-END_TEST
 
 /* ---- joinable --------------------------------------------------------------
  */
@@ -419,26 +409,25 @@ static int t_work_and_done(void *arg)
     }
 }
 
-START_TEST(joinable_join_waits_for_task_done)
+MP_TEST(joinable_join_waits_for_task_done)
 {
     mp_queue_opts o = {.joinable = 1};
     struct shared *s = new_shared(&o);
-    ck_assert_int_eq(mp_queue_join(s->q, 0), 0); /* nothing put yet */
+    mp_ck_code(mp_queue_join(s->q, 0), 0); /* nothing put yet */
     for (int i = 0; i < 200; i++)
-        ck_assert_int_eq(mp_queue_put(s->q, &i, sizeof i, 0), 0);
-    ck_assert_int_eq(mp_queue_join(s->q, 0.05), MP_ETIMEDOUT);
+        mp_ck_code(mp_queue_put(s->q, &i, sizeof i, 0), 0);
+    mp_ck_code(mp_queue_join(s->q, 0.05), MP_ETIMEDOUT);
     mp_process *p[2];
     for (int i = 0; i < 2; i++)
         p[i] = mp_test_start(t_work_and_done, s, 0, mp_test_methods[i + 1]);
-    ck_assert_int_eq(mp_queue_join(s->q, 30), 0);
+    mp_ck_code(mp_queue_join(s->q, 30), 0);
     ck_assert_int_eq(mp_queue_qsize(s->q), 0);
-    ck_assert_int_eq(mp_queue_task_done(s->q), MP_ERANGE);
+    mp_ck_code(mp_queue_task_done(s->q), MP_ERANGE);
     mp_queue_close(s->q);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
     free_shared(s);
 }
-END_TEST
 
 /* ---- joining a child that put data -------------------------------------
  */
@@ -458,7 +447,7 @@ static int t_put_50mb(void *arg)
     return 0; /* and exit, with nothing read yet */
 }
 
-START_TEST(child_that_put_50mb_joins_before_reading)
+MP_TEST(child_that_put_50mb_joins_before_reading)
 {
     /* Python's "joining processes that use queues" deadlock: here put
        returns once the data is in shared memory. */
@@ -477,22 +466,21 @@ START_TEST(child_that_put_50mb_joins_before_reading)
     ck_assert_int_eq(bad, 0);
     free_shared(s);
 }
-END_TEST
 
 /* ---- large messages and references -----------------------------------------
  */
 
-START_TEST(large_messages_go_by_reference)
+MP_TEST(large_messages_go_by_reference)
 {
     mp_queue *q;
     mp_queue_opts o = {.capacity = 64 << 10};
-    ck_assert_int_eq(mp_queue_new(&q, &o), 0);
+    mp_ck_code(mp_queue_new(&q, &o), 0);
     size_t n = (size_t)3 << 20; /* far over half the ring */
     unsigned char *big = malloc(n);
     for (size_t i = 0; i < n; i++)
         big[i] = (unsigned char)(i * 13);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(mp_queue_put(q, big, n, 0), 0);
+        mp_ck_code(mp_queue_put(q, big, n, 0), 0);
     struct mp__arena_stats st;
     mp__arena_stats(&st);
     ck_assert_uint_ge(st.used_bytes, 3 * n); /* in arena blocks */
@@ -511,24 +499,23 @@ START_TEST(large_messages_go_by_reference)
     /* put_ref: the same block comes out, not a copy. */
     void *mine = mp_shared_alloc(n);
     memcpy(mine, big, n);
-    ck_assert_int_eq(mp_queue_put_ref(q, mine, n, 0), 0);
+    mp_ck_code(mp_queue_put_ref(q, mine, n, 0), 0);
     ck_assert_int_eq(mp_queue_get_ref(q, &blk, 0), (ssize_t)n);
     ck_assert_ptr_eq(blk, mine);
     mp_shared_free(blk);
     /* A small message asked for by reference is copied into a block. */
-    ck_assert_int_eq(mp_queue_put(q, "tiny", 4, 0), 0);
+    mp_ck_code(mp_queue_put(q, "tiny", 4, 0), 0);
     ck_assert_int_eq(mp_queue_get_ref(q, &blk, 0), 4);
     ck_assert_int_eq(memcmp(blk, "tiny", 4), 0);
     mp_shared_free(blk);
     /* Freeing a queue frees the large messages left in it. */
-    ck_assert_int_eq(mp_queue_put(q, big, n, 0), 0);
+    mp_ck_code(mp_queue_put(q, big, n, 0), 0);
     mp_queue_free(q);
     mp__arena_stats(&st);
     ck_assert_uint_lt(st.used_bytes, n);
     free(big);
     free(out);
 }
-END_TEST
 
 /* ---- killed at random
  * ---------------------------------------------------------
@@ -582,7 +569,7 @@ static int t_chaos_consume(void *arg)
     return 0;
 }
 
-START_TEST(killed_at_random_moments)
+MP_TEST(killed_at_random_moments)
 {
     /* Two producers and two consumers on a small ring; one or two of them
        SIGKILLed at a random moment; 30 trials. Nothing torn, nothing
@@ -640,13 +627,12 @@ START_TEST(killed_at_random_moments)
     }
     /* And a queue used by killed processes goes on working. */
     mp_queue *q;
-    ck_assert_int_eq(mp_queue_new(&q, NULL), 0);
-    ck_assert_int_eq(mp_queue_put(q, "ok", 2, 0), 0);
+    mp_ck_code(mp_queue_new(&q, NULL), 0);
+    mp_ck_code(mp_queue_put(q, "ok", 2, 0), 0);
     char b[2];
     ck_assert_int_eq(mp_queue_get(q, b, 2, 0), 2);
     mp_queue_free(q);
 }
-END_TEST
 
 /* fault - a child told to die at one step of its nth put or get. */
 struct fault {
@@ -700,10 +686,10 @@ static mp_queue *positioned_queue(void)
 {
     mp_queue *q;
     mp_queue_opts o = {.capacity = 4096};
-    ck_assert_int_eq(mp_queue_new(&q, &o), 0);
+    mp_ck_code(mp_queue_new(&q, &o), 0);
     char filler[1000] = {0};
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(mp_queue_put(q, filler, sizeof filler, 0), 0);
+        mp_ck_code(mp_queue_put(q, filler, sizeof filler, 0), 0);
         ck_assert_int_eq(mp_queue_get(q, filler, sizeof filler, 0),
                          (ssize_t)sizeof filler);
     }
@@ -720,12 +706,12 @@ static int drain(mp_queue *q)
         ck_assert_msg(msg_ok(m, (size_t)n), "torn message");
         mask |= 1 << m->seq;
     }
-    ck_assert_int_eq(n, MP_EEMPTY);
+    mp_ck_code(n, MP_EEMPTY);
     free(m);
     return mask;
 }
 
-START_TEST(killed_at_each_step)
+MP_TEST(killed_at_each_step)
 {
     /* A producer or a consumer killed at each named step of its second
        call (the one that wraps around the ring; large messages go by
@@ -749,7 +735,7 @@ START_TEST(killed_at_each_step)
             if (!is_put) {
                 struct msg *m = malloc(sizeof *m + 4096);
                 for (uint32_t i = 0; i < 4; i++)
-                    ck_assert_int_eq(
+                    mp_ck_code(
                         mp_queue_put(f->q, m, make_msg(m, 0, i, f->size), 0),
                         0);
                 free(m);
@@ -771,7 +757,7 @@ START_TEST(killed_at_each_step)
                               step, f->size, mask);
             }
             /* The queue goes on working for everyone. */
-            ck_assert_int_eq(mp_queue_put(f->q, "ok", 2, 0), 0);
+            mp_ck_code(mp_queue_put(f->q, "ok", 2, 0), 0);
             char b[2];
             ck_assert_int_eq(mp_queue_get(f->q, b, 2, 0), 2);
             mp_queue_free(f->q);
@@ -779,7 +765,6 @@ START_TEST(killed_at_each_step)
         }
     }
 }
-END_TEST
 
 static int lw_kill_step;
 
@@ -800,14 +785,14 @@ static int lw_producer(void *arg)
     return 0;
 }
 
-START_TEST(producer_killed_before_its_wakeup)
+MP_TEST(producer_killed_before_its_wakeup)
 {
     /* Killed after the commit, before waking the sleeping consumer: the
        message must still reach it, within the sleepers' nap. */
     const int steps[] = {MP__QP_COMMITTED, MP__QP_UNLOCKED};
     for (int i = 0; i < 2; i++) {
         lw_kill_step = steps[i];
-        ck_assert_int_eq(mp_queue_new(&lw_q, NULL), 0);
+        mp_ck_code(mp_queue_new(&lw_q, NULL), 0);
         mp_process *p = mp_test_start(lw_producer, NULL, 0, MP_START_FORK);
         char buf[16];
         double t0 = mp_test_now();
@@ -817,7 +802,6 @@ START_TEST(producer_killed_before_its_wakeup)
         mp_queue_free(lw_q);
     }
 }
-END_TEST
 
 static __thread int cr_is_producer;
 
@@ -838,14 +822,14 @@ static void *cr_producer(void *arg)
     return NULL;
 }
 
-START_TEST(put_racing_close_is_never_stranded)
+MP_TEST(put_racing_close_is_never_stranded)
 {
-    ck_assert_int_eq(mp_queue_new(&cr_q, NULL), 0);
+    mp_ck_code(mp_queue_new(&cr_q, NULL), 0);
     mp__queue_fault_hook = cr_hook;
     pthread_t t;
     pthread_create(&t, NULL, cr_producer, NULL);
     mp_test_sleep(0.05);
-    ck_assert_int_eq(mp_queue_close(cr_q), 0);
+    mp_ck_code(mp_queue_close(cr_q), 0);
     char b[8];
     ssize_t g = mp_queue_get(cr_q, b, sizeof b, 5.0);
     pthread_join(t, NULL);
@@ -854,15 +838,14 @@ START_TEST(put_racing_close_is_never_stranded)
        it and refused: never accepted and then lost to MP_EOF. */
     if (cr_put == 0) {
         ck_assert_int_eq(g, 4);
-        ck_assert_int_eq(mp_queue_get(cr_q, b, sizeof b, 0), MP_EOF);
+        mp_ck_code(mp_queue_get(cr_q, b, sizeof b, 0), MP_EOF);
     } else {
-        ck_assert_int_eq(cr_put, MP_ECLOSED);
-        ck_assert_int_eq(g, MP_EOF);
+        mp_ck_code(cr_put, MP_ECLOSED);
+        mp_ck_code(g, MP_EOF);
     }
     ck_assert_int_eq(mp_queue_qsize(cr_q), 0);
     mp_queue_free(cr_q);
 }
-END_TEST
 
 static mp_queue *sk_q;
 static volatile int sk_put = 99;
@@ -878,50 +861,26 @@ static void *sk_producer(void *arg)
     return NULL;
 }
 
-START_TEST(skipped_wrap_marker_wakes_producer)
+MP_TEST(skipped_wrap_marker_wakes_producer)
 {
     /* A 4 KiB ring: records of 2048 and 1040 bytes in and out leave the
        ends at 3088; the next 2048-byte record wraps, leaving a 1008-byte
        marker. A get that skips the marker and then fails (buffer too
        small) has made room: the sleeping producer must hear of it. */
     mp_queue_opts o = {.capacity = 4096};
-    ck_assert_int_eq(mp_queue_new(&sk_q, &o), 0);
-    ck_assert_int_eq(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
-    ck_assert_int_eq(mp_queue_put(sk_q, sk_big, 1032, 0), 0);
+    mp_ck_code(mp_queue_new(&sk_q, &o), 0);
+    mp_ck_code(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
+    mp_ck_code(mp_queue_put(sk_q, sk_big, 1032, 0), 0);
     ck_assert_int_eq(mp_queue_get(sk_q, sk_big, sizeof sk_big, 0), 2040);
     ck_assert_int_eq(mp_queue_get(sk_q, sk_big, sizeof sk_big, 0), 1032);
-    ck_assert_int_eq(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
+    mp_ck_code(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
     pthread_t t;
     pthread_create(&t, NULL, sk_producer, NULL);
     mp_test_sleep(0.3); /* past its spin: asleep for room */
     char one[1];
-    ck_assert_int_eq(mp_queue_get(sk_q, one, 1, 0), MP_EMSGSIZE);
+    mp_ck_code(mp_queue_get(sk_q, one, 1, 0), MP_EMSGSIZE);
     pthread_join(t, NULL);
-    ck_assert_int_eq(sk_put, 0);
+    mp_ck_code(sk_put, 0);
     ck_assert_msg(sk_took < 2.0, "producer woke after %.2f s", sk_took);
     mp_queue_free(sk_q);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("queue");
-    mp_test_add(s, fifo_one_to_one_every_method);
-    mp_test_add(s, exactly_once_three_producers_two_consumers);
-    mp_test_add(s, full_and_empty_with_timeouts);
-    mp_test_add(s, capacity_bounds_bytes);
-    mp_test_add(s, msgsize_leaves_the_message);
-    mp_test_add(s, bad_inputs);
-    mp_test_add(s, close_drains_then_eof);
-    mp_test_add(s, close_wakes_blocked_getters);
-    mp_test_add(s, sleepers_are_woken);
-    mp_test_add(s, joinable_join_waits_for_task_done);
-    mp_test_add(s, child_that_put_50mb_joins_before_reading);
-    mp_test_add(s, large_messages_go_by_reference);
-    mp_test_add(s, killed_at_random_moments);
-    mp_test_add(s, killed_at_each_step);
-    mp_test_add(s, producer_killed_before_its_wakeup);
-    mp_test_add(s, put_racing_close_is_never_stranded);
-    mp_test_add(s, skipped_wrap_marker_wakes_producer);
-    return s;
 }

@@ -1,4 +1,4 @@
-/* test_lock.c - Lock, RLock and Condition across processes: exclusion,
+/* test_sync_lock.c - Lock, RLock and Condition across processes: exclusion,
    timeouts, Python's semantics, dead holders and waiters, bad inputs. */
 #include "harness.h"
 
@@ -19,25 +19,24 @@
 /* ---- Lock ----------------------------------------------------------------
  */
 
-START_TEST(lock_basics)
+MP_TEST(lock_basics)
 {
     /* CPython's test_lock, with C's answers. */
     mp_lock *l;
-    ck_assert_int_eq(mp_lock_new(&l), 0);
+    mp_ck_code(mp_lock_new(&l), 0);
     ck_assert_int_eq(mp_lock_locked(l), 0);
-    ck_assert_int_eq(mp_lock_acquire(l, MP_FOREVER), 0);
+    mp_ck_code(mp_lock_acquire(l, MP_FOREVER), 0);
     ck_assert_int_eq(mp_lock_locked(l), 1);
     /* Not recursive: a second acquire by the holder would never end. */
-    ck_assert_int_eq(mp_lock_acquire(l, 0), MP_EDEADLK);
-    ck_assert_int_eq(mp_lock_acquire(l, 0.1), MP_EDEADLK);
-    ck_assert_int_eq(mp_lock_release(l), 0);
+    mp_ck_code(mp_lock_acquire(l, 0), MP_EDEADLK);
+    mp_ck_code(mp_lock_acquire(l, 0.1), MP_EDEADLK);
+    mp_ck_code(mp_lock_release(l), 0);
     ck_assert_int_eq(mp_lock_locked(l), 0);
-    ck_assert_int_eq(mp_lock_release(l), MP_EPERM);
-    ck_assert_int_eq(mp_lock_acquire(l, 0), 0);
-    ck_assert_int_eq(mp_lock_release(l), 0);
+    mp_ck_code(mp_lock_release(l), MP_EPERM);
+    mp_ck_code(mp_lock_acquire(l, 0), 0);
+    mp_ck_code(mp_lock_release(l), 0);
     mp_lock_free(l);
 }
-END_TEST
 
 /* shared - state the lock tests share with their children. */
 struct shared {
@@ -56,10 +55,10 @@ static struct shared *new_shared(void)
 {
     struct shared *s = mp_shared_alloc(sizeof *s);
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(mp_lock_new(&s->lock), 0);
-    ck_assert_int_eq(mp_rlock_new(&s->rlock), 0);
-    ck_assert_int_eq(mp_semaphore_new(&s->sem, 0, 0), 0);
-    ck_assert_int_eq(mp_semaphore_new(&s->woken, 0, 0), 0);
+    mp_ck_code(mp_lock_new(&s->lock), 0);
+    mp_ck_code(mp_rlock_new(&s->rlock), 0);
+    mp_ck_code(mp_semaphore_new(&s->sem, 0, 0), 0);
+    mp_ck_code(mp_semaphore_new(&s->woken, 0, 0), 0);
     return s;
 }
 
@@ -88,19 +87,18 @@ static int t_lock_busy(void *arg)
     return el >= 0.2 && el < 1.5 ? 0 : 4;
 }
 
-START_TEST(lock_timeout_across_processes)
+MP_TEST(lock_timeout_across_processes)
 {
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_lock_acquire(s->lock, MP_FOREVER), 0);
+    mp_ck_code(mp_lock_acquire(s->lock, MP_FOREVER), 0);
     for (int k = 0; k < 3; k++)
         ck_assert_int_eq(
             mp_test_finish(mp_test_start(t_lock_busy, s, 0, mp_test_methods[k]),
                            30),
             0);
-    ck_assert_int_eq(mp_lock_release(s->lock), 0);
+    mp_ck_code(mp_lock_release(s->lock), 0);
     free_shared(s);
 }
-END_TEST
 
 enum { INCREMENTS = 20000 };
 
@@ -118,7 +116,7 @@ static int t_increment(void *arg)
     return 0;
 }
 
-START_TEST(mutual_exclusion_every_method)
+MP_TEST(mutual_exclusion_every_method)
 {
     /* 4 processes x 20,000 increments, for each start method. */
     for (int k = 0; k < 3; k++) {
@@ -132,7 +130,6 @@ START_TEST(mutual_exclusion_every_method)
         free_shared(s);
     }
 }
-END_TEST
 
 /* How a holder dies with the lock held. */
 enum { DIE_KILLED, DIE_SEGV, DIE_EXIT, DIE_RETURN };
@@ -158,7 +155,7 @@ static int t_hold_and_die(void *arg)
     return 1;
 }
 
-START_TEST(dead_holder_hands_lock_on)
+MP_TEST(dead_holder_hands_lock_on)
 {
     for (int how = DIE_KILLED; how <= DIE_RETURN; how++) {
         for (int k = 0; k < 3; k++) {
@@ -166,22 +163,21 @@ START_TEST(dead_holder_hands_lock_on)
             s->how = how;
             mp_process *p =
                 mp_test_start(t_hold_and_die, s, 0, mp_test_methods[k]);
-            ck_assert_int_eq(mp_semaphore_acquire(s->sem, 30), 0);
+            mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
             if (how == DIE_KILLED)
                 mp_process_kill(p);
             mp_test_finish(p, 30);
             double t0 = mp_test_now();
-            ck_assert_int_eq(mp_lock_acquire(s->lock, 5), MP_EOWNERDEAD);
+            mp_ck_code(mp_lock_acquire(s->lock, 5), MP_EOWNERDEAD);
             ck_assert(mp_test_now() - t0 < 1.0);
             /* The lock stays usable. */
-            ck_assert_int_eq(mp_lock_release(s->lock), 0);
-            ck_assert_int_eq(mp_lock_acquire(s->lock, 0), 0);
-            ck_assert_int_eq(mp_lock_release(s->lock), 0);
+            mp_ck_code(mp_lock_release(s->lock), 0);
+            mp_ck_code(mp_lock_acquire(s->lock, 0), 0);
+            mp_ck_code(mp_lock_release(s->lock), 0);
             free_shared(s);
         }
     }
 }
-END_TEST
 
 static int t_hold_then_die(void *arg)
 {
@@ -194,22 +190,21 @@ static int t_hold_then_die(void *arg)
     return 1;
 }
 
-START_TEST(waiter_woken_when_holder_dies)
+MP_TEST(waiter_woken_when_holder_dies)
 {
     /* Already asleep in acquire when the holder is killed: the kernel
        wakes the waiter at once. */
     struct shared *s = new_shared();
     mp_process *p = mp_test_start(t_hold_then_die, s, 0, MP_START_FORK);
-    ck_assert_int_eq(mp_semaphore_acquire(s->sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_lock_acquire(s->lock, 10), MP_EOWNERDEAD);
+    mp_ck_code(mp_lock_acquire(s->lock, 10), MP_EOWNERDEAD);
     double el = mp_test_now() - t0;
     ck_assert_msg(el < 1.0, "woke after %.3f s", el);
     ck_assert_int_eq(mp_test_finish(p, 10), -SIGKILL);
-    ck_assert_int_eq(mp_lock_release(s->lock), 0);
+    mp_ck_code(mp_lock_release(s->lock), 0);
     free_shared(s);
 }
-END_TEST
 
 static void *thread_takes_lock(void *arg)
 {
@@ -217,18 +212,17 @@ static void *thread_takes_lock(void *arg)
     return NULL; /* the thread ends holding it */
 }
 
-START_TEST(dead_thread_hands_lock_on)
+MP_TEST(dead_thread_hands_lock_on)
 {
     mp_lock *l;
-    ck_assert_int_eq(mp_lock_new(&l), 0);
+    mp_ck_code(mp_lock_new(&l), 0);
     pthread_t t;
     pthread_create(&t, NULL, thread_takes_lock, l);
     pthread_join(t, NULL);
-    ck_assert_int_eq(mp_lock_acquire(l, 1), MP_EOWNERDEAD);
-    ck_assert_int_eq(mp_lock_release(l), 0);
+    mp_ck_code(mp_lock_acquire(l, 1), MP_EOWNERDEAD);
+    mp_ck_code(mp_lock_release(l), 0);
     mp_lock_free(l);
 }
-END_TEST
 
 /* mailbox - where a lock made later by one child reaches another. */
 struct mailbox {
@@ -270,7 +264,7 @@ static int t_use_posted_lock(void *arg)
     return 0;
 }
 
-START_TEST(lock_reaches_process_through_shared_memory)
+MP_TEST(lock_reaches_process_through_shared_memory)
 {
     /* The user starts before the lock exists; the lock's pointer reaches
        it through shared memory, not inheritance. Every method pair. */
@@ -285,7 +279,6 @@ START_TEST(lock_reaches_process_through_shared_memory)
         mp_shared_free(m);
     }
 }
-END_TEST
 
 /* ---- RLock -------------------------------------------------------------
  */
@@ -304,25 +297,24 @@ static int t_rlock_free(void *arg)
     return mp_rlock_release(s->rlock) == 0 ? 0 : 2;
 }
 
-START_TEST(rlock_basics)
+MP_TEST(rlock_basics)
 {
     /* CPython's test_rlock. */
     struct shared *s = new_shared();
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
-    ck_assert_int_eq(mp_rlock_release(s->rlock), 0);
+        mp_ck_code(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
+    mp_ck_code(mp_rlock_release(s->rlock), 0);
     ck_assert_int_eq(
         mp_test_finish(mp_test_start(t_rlock_busy, s, 0, MP_START_FORK), 30),
         0);
-    ck_assert_int_eq(mp_rlock_release(s->rlock), 0);
-    ck_assert_int_eq(mp_rlock_release(s->rlock), 0);
-    ck_assert_int_eq(mp_rlock_release(s->rlock), MP_EPERM);
+    mp_ck_code(mp_rlock_release(s->rlock), 0);
+    mp_ck_code(mp_rlock_release(s->rlock), 0);
+    mp_ck_code(mp_rlock_release(s->rlock), MP_EPERM);
     ck_assert_int_eq(
         mp_test_finish(mp_test_start(t_rlock_free, s, 0, MP_START_SPAWN), 30),
         0);
     free_shared(s);
 }
-END_TEST
 
 static int t_rlock_hold_and_die(void *arg)
 {
@@ -334,23 +326,22 @@ static int t_rlock_hold_and_die(void *arg)
     return 1;
 }
 
-START_TEST(rlock_dead_holder)
+MP_TEST(rlock_dead_holder)
 {
     struct shared *s = new_shared();
     mp_process *p =
         mp_test_start(t_rlock_hold_and_die, s, 0, MP_START_FORKSERVER);
-    ck_assert_int_eq(mp_semaphore_acquire(s->sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
     mp_process_kill(p);
     mp_test_finish(p, 30);
-    ck_assert_int_eq(mp_rlock_acquire(s->rlock, 5), MP_EOWNERDEAD);
+    mp_ck_code(mp_rlock_acquire(s->rlock, 5), MP_EOWNERDEAD);
     /* Depth 1, whatever the dead holder's depth: one release frees it. */
-    ck_assert_int_eq(mp_rlock_release(s->rlock), 0);
+    mp_ck_code(mp_rlock_release(s->rlock), 0);
     ck_assert_int_eq(
         mp_test_finish(mp_test_start(t_rlock_free, s, 0, MP_START_FORK), 30),
         0);
     free_shared(s);
 }
-END_TEST
 
 /* ---- Condition ---------------------------------------------------------
  */
@@ -391,7 +382,7 @@ static void start_waiters(struct shared *s, mp_process **p, int np,
     for (int i = 0; i < nt; i++)
         pthread_create(&t[i], NULL, thread_cond_waiter, s);
     for (int i = 0; i < np + nt; i++)
-        ck_assert_int_eq(mp_semaphore_acquire(s->sem, 30), 0);
+        mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
 }
 
 static void finish_waiters(mp_process **p, int np, pthread_t *t, int nt)
@@ -407,18 +398,18 @@ static void finish_waiters(mp_process **p, int np, pthread_t *t, int nt)
 
 static void notify(struct shared *s, int n)
 {
-    ck_assert_int_eq(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    mp_ck_code(mp_condition_acquire(s->cond, MP_FOREVER), 0);
     if (n < 0)
-        ck_assert_int_eq(mp_condition_notify_all(s->cond), 0);
+        mp_ck_code(mp_condition_notify_all(s->cond), 0);
     else
-        ck_assert_int_eq(mp_condition_notify(s->cond, n), 0);
-    ck_assert_int_eq(mp_condition_release(s->cond), 0);
+        mp_ck_code(mp_condition_notify(s->cond, n), 0);
+    mp_ck_code(mp_condition_release(s->cond), 0);
 }
 
-START_TEST(condition_notify)
+MP_TEST(condition_notify)
 {
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     s->timeout = MP_FOREVER;
     mp_process *p[1];
     pthread_t t[1];
@@ -432,19 +423,18 @@ START_TEST(condition_notify)
     finish_waiters(p, 1, t, 1);
     free_shared(s);
 }
-END_TEST
 
-START_TEST(condition_notify_all)
+MP_TEST(condition_notify_all)
 {
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     mp_process *p[3];
     pthread_t t[3];
     /* Six waiters that time out. */
     s->timeout = 0.1;
     start_waiters(s, p, 3, t, 3);
     for (int i = 0; i < 6; i++)
-        ck_assert_int_eq(mp_semaphore_acquire(s->woken, 30), 0);
+        mp_ck_code(mp_semaphore_acquire(s->woken, 30), 0);
     finish_waiters(p, 3, t, 3);
     /* Six that wait for good, all woken by one notify_all. */
     s->timeout = MP_FOREVER;
@@ -456,12 +446,11 @@ START_TEST(condition_notify_all)
     finish_waiters(p, 3, t, 3);
     free_shared(s);
 }
-END_TEST
 
-START_TEST(condition_notify_n)
+MP_TEST(condition_notify_n)
 {
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     s->timeout = MP_FOREVER;
     mp_process *p[3];
     pthread_t t[3];
@@ -485,25 +474,23 @@ START_TEST(condition_notify_n)
     finish_waiters(p, 1, t, 0);
     free_shared(s);
 }
-END_TEST
 
-START_TEST(condition_timeout_and_result)
+MP_TEST(condition_timeout_and_result)
 {
     /* CPython's test_timeout and the first half of test_wait_result. */
     mp_condition *c;
-    ck_assert_int_eq(mp_condition_new(&c, NULL, NULL), 0);
-    ck_assert_int_eq(mp_condition_acquire(c, MP_FOREVER), 0);
+    mp_ck_code(mp_condition_new(&c, NULL, NULL), 0);
+    mp_ck_code(mp_condition_acquire(c, MP_FOREVER), 0);
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_condition_wait(c, 0), MP_ETIMEDOUT);
+    mp_ck_code(mp_condition_wait(c, 0), MP_ETIMEDOUT);
     ck_assert(mp_test_now() - t0 < 0.05);
     t0 = mp_test_now();
-    ck_assert_int_eq(mp_condition_wait(c, 0.1), MP_ETIMEDOUT);
+    mp_ck_code(mp_condition_wait(c, 0.1), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.1 && el < 1.5, "%.3f", el);
-    ck_assert_int_eq(mp_condition_release(c), 0);
+    mp_ck_code(mp_condition_release(c), 0);
     mp_condition_free(c);
 }
-END_TEST
 
 static int t_notify_once(void *arg)
 {
@@ -514,21 +501,20 @@ static int t_notify_once(void *arg)
     return r == 0 ? 0 : 1;
 }
 
-START_TEST(condition_wait_notified)
+MP_TEST(condition_wait_notified)
 {
     /* The second half of CPython's test_wait_result, every method. */
     for (int k = 0; k < 3; k++) {
         struct shared *s = new_shared();
-        ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
-        ck_assert_int_eq(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+        mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
+        mp_ck_code(mp_condition_acquire(s->cond, MP_FOREVER), 0);
         mp_process *p = mp_test_start(t_notify_once, s, 0, mp_test_methods[k]);
-        ck_assert_int_eq(mp_condition_wait(s->cond, 60), 0);
-        ck_assert_int_eq(mp_condition_release(s->cond), 0);
+        mp_ck_code(mp_condition_wait(s->cond, 60), 0);
+        mp_ck_code(mp_condition_release(s->cond), 0);
         ck_assert_int_eq(mp_test_finish(p, 30), 0);
         free_shared(s);
     }
 }
-END_TEST
 
 /* want - a predicate's argument: the state it waits for. Private to
    the waiting process (the predicate runs there). */
@@ -557,17 +543,17 @@ static int t_waitfor(void *arg)
     return ok ? 0 : 1;
 }
 
-START_TEST(condition_wait_for)
+MP_TEST(condition_wait_for)
 {
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     s->state = -1;
     mp_process *p = mp_test_start(t_waitfor, s, 0, MP_START_SPAWN);
-    ck_assert_int_eq(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    mp_ck_code(mp_condition_acquire(s->cond, MP_FOREVER), 0);
     struct want w = {s, 0};
     ck_assert_int_eq(mp_condition_wait_for(s->cond, state_is, &w, 30), 1);
     ck_assert_int_eq(s->state, 0);
-    ck_assert_int_eq(mp_condition_release(s->cond), 0);
+    mp_ck_code(mp_condition_release(s->cond), 0);
     for (int i = 0; i < 4; i++) {
         mp_test_sleep(0.01);
         mp_condition_acquire(s->cond, MP_FOREVER);
@@ -578,7 +564,6 @@ START_TEST(condition_wait_for)
     ck_assert_int_eq(mp_test_finish(p, 30), 0);
     free_shared(s);
 }
-END_TEST
 
 /* CPython's test_waitfor_timeout child. */
 static int t_waitfor_timeout(void *arg)
@@ -594,15 +579,15 @@ static int t_waitfor_timeout(void *arg)
     return r == 0 && dt >= 0.1 && dt < 1.5 ? 0 : 1;
 }
 
-START_TEST(condition_wait_for_timeout)
+MP_TEST(condition_wait_for_timeout)
 {
     /* Notified three times, the state never reaches 4: the timeout is
        one overall deadline, not restarted by each wake-up. */
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     s->state = 0;
     mp_process *p = mp_test_start(t_waitfor_timeout, s, 0, MP_START_FORK);
-    ck_assert_int_eq(mp_semaphore_acquire(s->sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
     for (int i = 0; i < 3; i++) {
         mp_test_sleep(0.01);
         mp_condition_acquire(s->cond, MP_FOREVER);
@@ -613,7 +598,6 @@ START_TEST(condition_wait_for_timeout)
     ck_assert_int_eq(mp_test_finish(p, 30), 0);
     free_shared(s);
 }
-END_TEST
 
 static int always_false(void *arg)
 {
@@ -621,24 +605,23 @@ static int always_false(void *arg)
     return 0;
 }
 
-START_TEST(condition_needs_the_lock)
+MP_TEST(condition_needs_the_lock)
 {
     mp_condition *c;
-    ck_assert_int_eq(mp_condition_new(&c, NULL, NULL), 0);
-    ck_assert_int_eq(mp_condition_wait(c, 0), MP_EPERM);
-    ck_assert_int_eq(mp_condition_wait_for(c, always_false, NULL, 0), MP_EPERM);
-    ck_assert_int_eq(mp_condition_notify(c, 1), MP_EPERM);
-    ck_assert_int_eq(mp_condition_notify_all(c), MP_EPERM);
-    ck_assert_int_eq(mp_condition_release(c), MP_EPERM);
-    ck_assert_int_eq(mp_condition_acquire(c, 0), 0);
-    ck_assert_int_eq(mp_condition_notify(c, -1), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_wait_for(c, NULL, NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_wait(c, NAN), MP_EINVAL);
+    mp_ck_code(mp_condition_new(&c, NULL, NULL), 0);
+    mp_ck_code(mp_condition_wait(c, 0), MP_EPERM);
+    mp_ck_code(mp_condition_wait_for(c, always_false, NULL, 0), MP_EPERM);
+    mp_ck_code(mp_condition_notify(c, 1), MP_EPERM);
+    mp_ck_code(mp_condition_notify_all(c), MP_EPERM);
+    mp_ck_code(mp_condition_release(c), MP_EPERM);
+    mp_ck_code(mp_condition_acquire(c, 0), 0);
+    mp_ck_code(mp_condition_notify(c, -1), MP_EINVAL);
+    mp_ck_code(mp_condition_wait_for(c, NULL, NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_condition_wait(c, NAN), MP_EINVAL);
     ck_assert_int_eq(mp_condition_wait_for(c, always_false, NULL, 0), 0);
-    ck_assert_int_eq(mp_condition_release(c), 0);
+    mp_ck_code(mp_condition_release(c), 0);
     mp_condition_free(c);
 }
-END_TEST
 
 static int t_take_lock(void *arg)
 {
@@ -650,21 +633,20 @@ static int t_take_lock(void *arg)
     return 0;
 }
 
-START_TEST(condition_releases_given_lock)
+MP_TEST(condition_releases_given_lock)
 {
     /* On a plain lock: while waiting, others can take the lock. */
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, s->lock, NULL), 0);
-    ck_assert_int_eq(mp_lock_acquire(s->lock, MP_FOREVER), 0);
+    mp_ck_code(mp_condition_new(&s->cond, s->lock, NULL), 0);
+    mp_ck_code(mp_lock_acquire(s->lock, MP_FOREVER), 0);
     mp_process *p = mp_test_start(t_take_lock, s, 0, MP_START_FORK);
-    ck_assert_int_eq(mp_condition_wait(s->cond, 0.5), MP_ETIMEDOUT);
+    mp_ck_code(mp_condition_wait(s->cond, 0.5), MP_ETIMEDOUT);
     ck_assert_int_eq(mp_lock_locked(s->lock), 1); /* ours again */
     ck_assert_int_eq(mp_test_finish(p, 30), 0);
     ck_assert_int_eq(s->state, 1);
-    ck_assert_int_eq(mp_lock_release(s->lock), 0);
+    mp_ck_code(mp_lock_release(s->lock), 0);
     free_shared(s);
 }
-END_TEST
 
 static int t_take_rlock(void *arg)
 {
@@ -676,31 +658,30 @@ static int t_take_rlock(void *arg)
     return 0;
 }
 
-START_TEST(condition_restores_rlock_depth)
+MP_TEST(condition_restores_rlock_depth)
 {
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, s->rlock), 0);
-    ck_assert_int_eq(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
-    ck_assert_int_eq(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, s->rlock), 0);
+    mp_ck_code(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
+    mp_ck_code(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
     mp_process *p = mp_test_start(t_take_rlock, s, 0, MP_START_FORK);
     /* Every level is released while waiting, so the child gets in. */
-    ck_assert_int_eq(mp_condition_wait(s->cond, 0.5), MP_ETIMEDOUT);
+    mp_ck_code(mp_condition_wait(s->cond, 0.5), MP_ETIMEDOUT);
     ck_assert_int_eq(mp_test_finish(p, 30), 0);
     ck_assert_int_eq(s->state, 2);
     /* Back at depth 2. */
-    ck_assert_int_eq(mp_rlock_release(s->rlock), 0);
-    ck_assert_int_eq(mp_rlock_release(s->rlock), 0);
-    ck_assert_int_eq(mp_rlock_release(s->rlock), MP_EPERM);
+    mp_ck_code(mp_rlock_release(s->rlock), 0);
+    mp_ck_code(mp_rlock_release(s->rlock), 0);
+    mp_ck_code(mp_rlock_release(s->rlock), MP_EPERM);
     free_shared(s);
 }
-END_TEST
 
-START_TEST(condition_dead_waiter_does_not_wedge)
+MP_TEST(condition_dead_waiter_does_not_wedge)
 {
     /* A waiter is killed while it sleeps; the next notify still wakes a
        live waiter. */
     struct shared *s = new_shared();
-    ck_assert_int_eq(mp_condition_new(&s->cond, NULL, NULL), 0);
+    mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     s->timeout = MP_FOREVER;
     mp_process *p[2];
     pthread_t t[1];
@@ -721,12 +702,11 @@ START_TEST(condition_dead_waiter_does_not_wedge)
     finish_waiters(p, 1, t, 1);
     free_shared(s);
 }
-END_TEST
 
 /* ---- placement in memory the caller provides ----------------------------
  */
 
-START_TEST(placed_objects_work_in_plain_memory)
+MP_TEST(placed_objects_work_in_plain_memory)
 {
     /* In a process's own memory (threads only), and in the arena. */
     _Alignas(8) char buf[4096];
@@ -734,28 +714,25 @@ START_TEST(placed_objects_work_in_plain_memory)
     mp_rlock *rl;
     mp_condition *c;
     ck_assert_uint_ge(sizeof buf, mp_condition_size() + mp_lock_size());
-    ck_assert_int_eq(mp_lock_init_at(&l, buf, mp_lock_size()), 0);
+    mp_ck_code(mp_lock_init_at(&l, buf, mp_lock_size()), 0);
     ck_assert_ptr_eq(l, (void *)buf);
-    ck_assert_int_eq(mp_lock_acquire(l, 0), 0);
-    ck_assert_int_eq(mp_lock_release(l), 0);
-    ck_assert_int_eq(
-        mp_condition_init_at(&c, buf + 64, mp_condition_size(), l, NULL), 0);
-    ck_assert_int_eq(mp_lock_acquire(l, 0), 0);
-    ck_assert_int_eq(mp_condition_wait(c, 0.01), MP_ETIMEDOUT);
-    ck_assert_int_eq(mp_lock_release(l), 0);
+    mp_ck_code(mp_lock_acquire(l, 0), 0);
+    mp_ck_code(mp_lock_release(l), 0);
+    mp_ck_code(mp_condition_init_at(&c, buf + 64, mp_condition_size(), l, NULL),
+               0);
+    mp_ck_code(mp_lock_acquire(l, 0), 0);
+    mp_ck_code(mp_condition_wait(c, 0.01), MP_ETIMEDOUT);
+    mp_ck_code(mp_lock_release(l), 0);
     mp_condition_free(c);
     mp_lock_free(l); /* invalidates, frees nothing */
-    ck_assert_int_eq(mp_lock_acquire(l, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_init_at(&rl, buf + 1, 64), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_init_at(&rl, buf, mp_rlock_size() - 1),
-                     MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_init_at(&rl, NULL, 64), MP_EINVAL);
-    ck_assert_int_eq(mp_lock_init_at(NULL, buf, 64), MP_EINVAL);
-    ck_assert_int_eq(
-        mp_condition_init_at(NULL, buf, mp_condition_size(), NULL, NULL),
-        MP_EINVAL);
+    mp_ck_code(mp_lock_acquire(l, 0), MP_EINVAL);
+    mp_ck_code(mp_rlock_init_at(&rl, buf + 1, 64), MP_EINVAL);
+    mp_ck_code(mp_rlock_init_at(&rl, buf, mp_rlock_size() - 1), MP_EINVAL);
+    mp_ck_code(mp_rlock_init_at(&rl, NULL, 64), MP_EINVAL);
+    mp_ck_code(mp_lock_init_at(NULL, buf, 64), MP_EINVAL);
+    mp_ck_code(mp_condition_init_at(NULL, buf, mp_condition_size(), NULL, NULL),
+               MP_EINVAL);
 }
-END_TEST
 
 /* The segment layout agreed with shm_peer.c. */
 #define OFF_LOCK    0
@@ -783,7 +760,7 @@ static int peer_status(pid_t pid)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
 
-START_TEST(placed_objects_shared_with_unrelated_process)
+MP_TEST(placed_objects_shared_with_unrelated_process)
 {
     /* A named segment: an unrelated program (no mp_init, not of this
        family, the segment at another address) shares a lock, a semaphore
@@ -799,14 +776,14 @@ START_TEST(placed_objects_shared_with_unrelated_process)
     mp_lock *lock;
     mp_semaphore *sem;
     mp_event *go;
-    ck_assert_int_eq(mp_lock_init_at(&lock, seg + OFF_LOCK, 64), 0);
-    ck_assert_int_eq(mp_semaphore_init_at(&sem, seg + OFF_SEM, 64, 0, 0), 0);
-    ck_assert_int_eq(mp_event_init_at(&go, seg + OFF_EVENT, 64), 0);
+    mp_ck_code(mp_lock_init_at(&lock, seg + OFF_LOCK, 64), 0);
+    mp_ck_code(mp_semaphore_init_at(&sem, seg + OFF_SEM, 64, 0, 0), 0);
+    mp_ck_code(mp_event_init_at(&go, seg + OFF_EVENT, 64), 0);
     volatile long *counter = (volatile long *)(seg + OFF_COUNTER);
 
     pid_t peer = run_peer(name, "count");
-    ck_assert_int_eq(mp_semaphore_acquire(sem, 30), 0);
-    ck_assert_int_eq(mp_event_set(go), 0);
+    mp_ck_code(mp_semaphore_acquire(sem, 30), 0);
+    mp_ck_code(mp_event_set(go), 0);
     for (int i = 0; i < PEER_ROUNDS; i++) {
         mp_lock_acquire(lock, MP_FOREVER);
         (*counter)++;
@@ -816,10 +793,10 @@ START_TEST(placed_objects_shared_with_unrelated_process)
     ck_assert_int_eq(*counter, 2L * PEER_ROUNDS);
 
     peer = run_peer(name, "die");
-    ck_assert_int_eq(mp_semaphore_acquire(sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(sem, 30), 0);
     ck_assert_int_eq(peer_status(peer), -SIGKILL);
-    ck_assert_int_eq(mp_lock_acquire(lock, 5), MP_EOWNERDEAD);
-    ck_assert_int_eq(mp_lock_release(lock), 0);
+    mp_ck_code(mp_lock_acquire(lock, 5), MP_EOWNERDEAD);
+    mp_ck_code(mp_lock_release(lock), 0);
 
     mp_lock_free(lock);
     mp_semaphore_free(sem);
@@ -827,50 +804,48 @@ START_TEST(placed_objects_shared_with_unrelated_process)
     munmap(seg, 4096);
     ck_assert_int_eq(shm_unlink(name), 0);
 }
-END_TEST
 
 /* ---- bad inputs ---------------------------------------------------------
  */
 
-START_TEST(bad_inputs)
+MP_TEST(bad_inputs)
 {
     mp_lock *l;
     mp_rlock *rl;
     mp_condition *c;
-    ck_assert_int_eq(mp_lock_new(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_new(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_new(NULL, NULL, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_lock_acquire(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_lock_release(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_lock_locked(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_acquire(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_release(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_acquire(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_release(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_wait(NULL, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_notify(NULL, 1), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_notify_all(NULL), MP_EINVAL);
+    mp_ck_code(mp_lock_new(NULL), MP_EINVAL);
+    mp_ck_code(mp_rlock_new(NULL), MP_EINVAL);
+    mp_ck_code(mp_condition_new(NULL, NULL, NULL), MP_EINVAL);
+    mp_ck_code(mp_lock_acquire(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_lock_release(NULL), MP_EINVAL);
+    mp_ck_code(mp_lock_locked(NULL), MP_EINVAL);
+    mp_ck_code(mp_rlock_acquire(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_rlock_release(NULL), MP_EINVAL);
+    mp_ck_code(mp_condition_acquire(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_condition_release(NULL), MP_EINVAL);
+    mp_ck_code(mp_condition_wait(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_condition_notify(NULL, 1), MP_EINVAL);
+    mp_ck_code(mp_condition_notify_all(NULL), MP_EINVAL);
     mp_lock_free(NULL);
     mp_rlock_free(NULL);
     mp_condition_free(NULL);
 
-    ck_assert_int_eq(mp_lock_new(&l), 0);
-    ck_assert_int_eq(mp_rlock_new(&rl), 0);
-    ck_assert_int_eq(mp_lock_acquire(l, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_acquire(rl, NAN), MP_EINVAL);
+    mp_ck_code(mp_lock_new(&l), 0);
+    mp_ck_code(mp_rlock_new(&rl), 0);
+    mp_ck_code(mp_lock_acquire(l, NAN), MP_EINVAL);
+    mp_ck_code(mp_rlock_acquire(rl, NAN), MP_EINVAL);
     /* The wrong kind of object. */
-    ck_assert_int_eq(mp_rlock_acquire((mp_rlock *)l, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_lock_acquire((mp_lock *)rl, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_new(&c, l, rl), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_new(&c, (mp_lock *)rl, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_condition_wait((mp_condition *)l, 0), MP_EINVAL);
+    mp_ck_code(mp_rlock_acquire((mp_rlock *)l, 0), MP_EINVAL);
+    mp_ck_code(mp_lock_acquire((mp_lock *)rl, 0), MP_EINVAL);
+    mp_ck_code(mp_condition_new(&c, l, rl), MP_EINVAL);
+    mp_ck_code(mp_condition_new(&c, (mp_lock *)rl, NULL), MP_EINVAL);
+    mp_ck_code(mp_condition_wait((mp_condition *)l, 0), MP_EINVAL);
     /* Freed objects, while their memory still says so. */
     mp_lock_free(l);
     mp_rlock_free(rl);
-    ck_assert_int_eq(mp_lock_acquire(l, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_rlock_acquire(rl, 0), MP_EINVAL);
+    mp_ck_code(mp_lock_acquire(l, 0), MP_EINVAL);
+    mp_ck_code(mp_rlock_acquire(rl, 0), MP_EINVAL);
 }
-END_TEST
 
 /* hold - a thread holding a lock until told to let go. */
 struct hold {
@@ -889,33 +864,32 @@ static void *thread_holds_lock(void *arg)
     return NULL;
 }
 
-START_TEST(free_while_held)
+MP_TEST(free_while_held)
 {
     /* Freeing one's own held lock releases it first; a lock held by
        another live thread is left alone rather than pulled from under it
        (its node is in that thread's robust list). */
     mp_lock *l;
-    ck_assert_int_eq(mp_lock_new(&l), 0);
-    ck_assert_int_eq(mp_lock_acquire(l, 0), 0);
+    mp_ck_code(mp_lock_new(&l), 0);
+    mp_ck_code(mp_lock_acquire(l, 0), 0);
     mp_lock_free(l);
     struct hold h = {.released = 1};
-    ck_assert_int_eq(mp_lock_new(&h.lock), 0);
-    ck_assert_int_eq(mp_semaphore_new(&h.taken, 0, 0), 0);
-    ck_assert_int_eq(mp_semaphore_new(&h.go, 0, 0), 0);
+    mp_ck_code(mp_lock_new(&h.lock), 0);
+    mp_ck_code(mp_semaphore_new(&h.taken, 0, 0), 0);
+    mp_ck_code(mp_semaphore_new(&h.go, 0, 0), 0);
     pthread_t t;
     pthread_create(&t, NULL, thread_holds_lock, &h);
-    ck_assert_int_eq(mp_semaphore_acquire(h.taken, 10), 0);
+    mp_ck_code(mp_semaphore_acquire(h.taken, 10), 0);
     mp_lock_free(h.lock); /* left alone */
     ck_assert_int_eq(mp_lock_locked(h.lock), 1);
     mp_semaphore_release(h.go);
     pthread_join(t, NULL);
-    ck_assert_int_eq(h.released, 0);
+    mp_ck_code(h.released, 0);
     mp_lock_free(h.lock); /* now it goes */
-    ck_assert_int_eq(mp_lock_acquire(h.lock, 0), MP_EINVAL);
+    mp_ck_code(mp_lock_acquire(h.lock, 0), MP_EINVAL);
     mp_semaphore_free(h.taken);
     mp_semaphore_free(h.go);
 }
-END_TEST
 
 /* lost_wake - the lock and the times of timed_out_waiter_passes_wakeup. */
 static mp_lock *lw_lock;
@@ -945,16 +919,16 @@ static void *lw_patient(void *arg)
     return NULL;
 }
 
-START_TEST(timed_out_waiter_passes_wakeup_on)
+MP_TEST(timed_out_waiter_passes_wakeup_on)
 {
     /* W1 (timed) and W2 sleep; the holder lets go just as W1's time runs
        out (waking W1) and takes the lock back at once, without the
        waiters bit. W1 times out: the wake-up it took must reach W2 when
        the holder lets go again. */
     for (int trial = 0; trial < 5; trial++) {
-        ck_assert_int_eq(mp_lock_new(&lw_lock), 0);
+        mp_ck_code(mp_lock_new(&lw_lock), 0);
         lw_w1 = lw_w2 = 99;
-        ck_assert_int_eq(mp_lock_acquire(lw_lock, MP_FOREVER), 0);
+        mp_ck_code(mp_lock_acquire(lw_lock, MP_FOREVER), 0);
         pthread_t a, b;
         pthread_create(&a, NULL, lw_timed, NULL);
         mp_test_sleep(0.02);
@@ -963,18 +937,17 @@ START_TEST(timed_out_waiter_passes_wakeup_on)
         while (mp_test_now() < lw_t1 + 0.1005)
             ;
         mp_lock_release(lw_lock);
-        ck_assert_int_eq(mp_lock_acquire(lw_lock, MP_FOREVER), 0);
+        mp_ck_code(mp_lock_acquire(lw_lock, MP_FOREVER), 0);
         pthread_join(a, NULL);
         double rel = mp_test_now();
         mp_lock_release(lw_lock);
         pthread_join(b, NULL);
-        ck_assert_int_eq(lw_w2, 0);
+        mp_ck_code(lw_w2, 0);
         ck_assert_msg(lw_w2_at - rel < 2.0, "W2 slept %.3f s on a free lock",
                       lw_w2_at - rel);
         mp_lock_free(lw_lock);
     }
 }
-END_TEST
 
 static mp_rlock *rf_lock;
 
@@ -996,23 +969,22 @@ static void *rf_acquire(void *arg)
     return NULL;
 }
 
-START_TEST(rlock_free_by_other_thread_keeps_depth)
+MP_TEST(rlock_free_by_other_thread_keeps_depth)
 {
-    ck_assert_int_eq(mp_rlock_new(&rf_lock), 0);
-    ck_assert_int_eq(mp_rlock_acquire(rf_lock, MP_FOREVER), 0);
-    ck_assert_int_eq(mp_rlock_acquire(rf_lock, MP_FOREVER), 0);
+    mp_ck_code(mp_rlock_new(&rf_lock), 0);
+    mp_ck_code(mp_rlock_acquire(rf_lock, MP_FOREVER), 0);
+    mp_ck_code(mp_rlock_acquire(rf_lock, MP_FOREVER), 0);
     pthread_t t;
     pthread_create(&t, NULL, rf_free, NULL);
     pthread_join(t, NULL);
-    ck_assert_int_eq(mp_rlock_release(rf_lock), 0);
-    ck_assert_int_eq(mp_rlock_release(rf_lock), 0);
-    ck_assert_int_eq(mp_rlock_release(rf_lock), MP_EPERM);
+    mp_ck_code(mp_rlock_release(rf_lock), 0);
+    mp_ck_code(mp_rlock_release(rf_lock), 0);
+    mp_ck_code(mp_rlock_release(rf_lock), MP_EPERM);
     pthread_create(&t, NULL, rf_acquire, NULL);
     pthread_join(t, NULL);
-    ck_assert_int_eq(rf_try, 0); /* free again after two releases */
+    mp_ck_code(rf_try, 0); /* free again after two releases */
     mp_rlock_free(rf_lock);
 }
-END_TEST
 
 /* The kernel's robust list head of this thread. */
 struct robust_head_view {
@@ -1021,11 +993,11 @@ struct robust_head_view {
     void *pending;
 };
 
-START_TEST(condition_freed_while_its_lock_held)
+MP_TEST(condition_freed_while_its_lock_held)
 {
     mp_condition *c;
-    ck_assert_int_eq(mp_condition_new(&c, NULL, NULL), 0);
-    ck_assert_int_eq(mp_condition_acquire(c, MP_FOREVER), 0);
+    mp_ck_code(mp_condition_new(&c, NULL, NULL), 0);
+    mp_ck_code(mp_condition_acquire(c, MP_FOREVER), 0);
     uintptr_t lo = (uintptr_t)c, hi = lo + mp_condition_size();
     mp_condition_free(c); /* `with cond:` ... freed inside */
     struct robust_head_view *h;
@@ -1037,42 +1009,8 @@ START_TEST(condition_freed_while_its_lock_held)
                       "robust list still in the freed condition");
     /* And the memory can serve again without the kernel touching it. */
     mp_lock *l;
-    ck_assert_int_eq(mp_lock_new(&l), 0);
-    ck_assert_int_eq(mp_lock_acquire(l, MP_FOREVER), 0);
-    ck_assert_int_eq(mp_lock_release(l), 0);
+    mp_ck_code(mp_lock_new(&l), 0);
+    mp_ck_code(mp_lock_acquire(l, MP_FOREVER), 0);
+    mp_ck_code(mp_lock_release(l), 0);
     mp_lock_free(l);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("lock");
-    mp_test_add(s, lock_basics);
-    mp_test_add(s, lock_timeout_across_processes);
-    mp_test_add(s, mutual_exclusion_every_method);
-    mp_test_add(s, dead_holder_hands_lock_on);
-    mp_test_add(s, waiter_woken_when_holder_dies);
-    mp_test_add(s, dead_thread_hands_lock_on);
-    mp_test_add(s, lock_reaches_process_through_shared_memory);
-    mp_test_add(s, rlock_basics);
-    mp_test_add(s, rlock_dead_holder);
-    mp_test_add(s, condition_notify);
-    mp_test_add(s, condition_notify_all);
-    mp_test_add(s, condition_notify_n);
-    mp_test_add(s, condition_timeout_and_result);
-    mp_test_add(s, condition_wait_notified);
-    mp_test_add(s, condition_wait_for);
-    mp_test_add(s, condition_wait_for_timeout);
-    mp_test_add(s, condition_needs_the_lock);
-    mp_test_add(s, condition_releases_given_lock);
-    mp_test_add(s, condition_restores_rlock_depth);
-    mp_test_add(s, condition_dead_waiter_does_not_wedge);
-    mp_test_add(s, placed_objects_work_in_plain_memory);
-    mp_test_add(s, placed_objects_shared_with_unrelated_process);
-    mp_test_add(s, bad_inputs);
-    mp_test_add(s, free_while_held);
-    mp_test_add(s, timed_out_waiter_passes_wakeup_on);
-    mp_test_add(s, rlock_free_by_other_thread_keeps_depth);
-    mp_test_add(s, condition_freed_while_its_lock_held);
-    return s;
 }

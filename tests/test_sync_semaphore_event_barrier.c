@@ -1,6 +1,6 @@
-/* test_barrier_event.c - Semaphore, Event and Barrier across processes of
-   every start method and threads; after CPython's _test_multiprocessing
-   semaphore, event and barrier tests. */
+/* test_sync_semaphore_event_barrier.c - Semaphore, Event and Barrier across
+   processes of every start method and threads; after CPython's
+   _test_multiprocessing semaphore, event and barrier tests. */
 #include "harness.h"
 
 #include <limits.h>
@@ -50,63 +50,60 @@ static int tid(void)
 static void semaphore_down_to_zero(mp_semaphore *s)
 {
     ck_assert_int_eq(mp_semaphore_value(s), 2);
-    ck_assert_int_eq(mp_semaphore_acquire(s, MP_FOREVER), 0);
+    mp_ck_code(mp_semaphore_acquire(s, MP_FOREVER), 0);
     ck_assert_int_eq(mp_semaphore_value(s), 1);
-    ck_assert_int_eq(mp_semaphore_acquire(s, MP_FOREVER), 0);
+    mp_ck_code(mp_semaphore_acquire(s, MP_FOREVER), 0);
     ck_assert_int_eq(mp_semaphore_value(s), 0);
-    ck_assert_int_eq(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
+    mp_ck_code(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
     ck_assert_int_eq(mp_semaphore_value(s), 0);
 }
 
-START_TEST(semaphore_sequence)
+MP_TEST(semaphore_sequence)
 {
     mp_semaphore *s;
-    ck_assert_int_eq(mp_semaphore_new(&s, 2, 0), 0);
+    mp_ck_code(mp_semaphore_new(&s, 2, 0), 0);
     semaphore_down_to_zero(s);
     /* Unbounded: release goes past the initial value. */
     for (int v = 1; v <= 4; v++) {
-        ck_assert_int_eq(mp_semaphore_release(s), 0);
+        mp_ck_code(mp_semaphore_release(s), 0);
         ck_assert_int_eq(mp_semaphore_value(s), v);
     }
     mp_semaphore_free(s);
 }
-END_TEST
 
-START_TEST(semaphore_bounded)
+MP_TEST(semaphore_bounded)
 {
     mp_semaphore *s;
-    ck_assert_int_eq(mp_semaphore_new(&s, 2, 2), 0);
+    mp_ck_code(mp_semaphore_new(&s, 2, 2), 0);
     semaphore_down_to_zero(s);
-    ck_assert_int_eq(mp_semaphore_release(s), 0);
+    mp_ck_code(mp_semaphore_release(s), 0);
     ck_assert_int_eq(mp_semaphore_value(s), 1);
-    ck_assert_int_eq(mp_semaphore_release(s), 0);
+    mp_ck_code(mp_semaphore_release(s), 0);
     ck_assert_int_eq(mp_semaphore_value(s), 2);
-    ck_assert_int_eq(mp_semaphore_release(s), MP_EOVERFLOW);
+    mp_ck_code(mp_semaphore_release(s), MP_EOVERFLOW);
     ck_assert_int_eq(mp_semaphore_value(s), 2);
     mp_semaphore_free(s);
 }
-END_TEST
 
-START_TEST(semaphore_timeouts)
+MP_TEST(semaphore_timeouts)
 {
     mp_semaphore *s;
-    ck_assert_int_eq(mp_semaphore_new(&s, 0, 0), 0);
+    mp_ck_code(mp_semaphore_new(&s, 0, 0), 0);
     double t0 = mp_test_now();
-    ck_assert_int_eq(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
+    mp_ck_code(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
     ck_assert_msg(el < 0.05, "acquire(0) took %.3f s", el);
     t0 = mp_test_now();
-    ck_assert_int_eq(mp_semaphore_acquire(s, 0.2), MP_ETIMEDOUT);
+    mp_ck_code(mp_semaphore_acquire(s, 0.2), MP_ETIMEDOUT);
     el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.2 && el < 1.5, "acquire(0.2) took %.3f s", el);
     ck_assert_int_eq(mp_semaphore_value(s), 0);
     /* With a unit available a timed acquire takes it. */
-    ck_assert_int_eq(mp_semaphore_release(s), 0);
-    ck_assert_int_eq(mp_semaphore_acquire(s, 0.2), 0);
+    mp_ck_code(mp_semaphore_release(s), 0);
+    mp_ck_code(mp_semaphore_acquire(s, 0.2), 0);
     ck_assert_int_eq(mp_semaphore_value(s), 0);
     mp_semaphore_free(s);
 }
-END_TEST
 
 /* A child: release the semaphore THOUSAND times; nonzero exit on any
    error. */
@@ -119,11 +116,11 @@ static int t_release_many(void *arg)
     return bad != 0;
 }
 
-START_TEST(semaphore_across_processes)
+MP_TEST(semaphore_across_processes)
 {
     for (int k = 0; k < 3; k++) {
         mp_semaphore *s;
-        ck_assert_int_eq(mp_semaphore_new(&s, 0, 0), 0);
+        mp_ck_code(mp_semaphore_new(&s, 0, 0), 0);
         mp_process *p = mp_test_start(t_release_many, s, 0, mp_test_methods[k]);
         int got = 0, r = 0;
         for (int i = 0; i < THOUSAND; i++) {
@@ -139,23 +136,21 @@ START_TEST(semaphore_across_processes)
         mp_semaphore_free(s);
     }
 }
-END_TEST
 
-START_TEST(semaphore_bad_inputs)
+MP_TEST(semaphore_bad_inputs)
 {
     mp_semaphore *s = NULL;
-    ck_assert_int_eq(mp_semaphore_new(NULL, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_new(&s, 3, 2), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_new(&s, (unsigned)INT_MAX + 1u, 0),
-                     MP_EINVAL);
+    mp_ck_code(mp_semaphore_new(NULL, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_semaphore_new(&s, 3, 2), MP_EINVAL);
+    mp_ck_code(mp_semaphore_new(&s, (unsigned)INT_MAX + 1u, 0), MP_EINVAL);
     ck_assert_ptr_null(s);
-    ck_assert_int_eq(mp_semaphore_acquire(NULL, 1), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_release(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_value(NULL), MP_EINVAL);
+    mp_ck_code(mp_semaphore_acquire(NULL, 1), MP_EINVAL);
+    mp_ck_code(mp_semaphore_release(NULL), MP_EINVAL);
+    mp_ck_code(mp_semaphore_value(NULL), MP_EINVAL);
     mp_semaphore_free(NULL);
 
-    ck_assert_int_eq(mp_semaphore_new(&s, 1, 0), 0);
-    ck_assert_int_eq(mp_semaphore_acquire(s, NAN), MP_EINVAL);
+    mp_ck_code(mp_semaphore_new(&s, 1, 0), 0);
+    mp_ck_code(mp_semaphore_acquire(s, NAN), MP_EINVAL);
     ck_assert_int_eq(mp_semaphore_value(s), 1); /* NaN took nothing */
     mp_semaphore_free(s);
 
@@ -164,24 +159,23 @@ START_TEST(semaphore_bad_inputs)
     _Alignas(16) unsigned char buf[256];
     ck_assert_uint_gt(need, 0);
     ck_assert_uint_le(need + 1, sizeof buf);
-    ck_assert_int_eq(mp_semaphore_init_at(&s, buf + 1, need, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(&s, buf, need - 1, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(&s, NULL, need, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(NULL, buf, need, 1, 0), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(&s, buf, need, 3, 2), MP_EINVAL);
-    ck_assert_int_eq(mp_semaphore_init_at(&s, buf, need, 1, 2), 0);
+    mp_ck_code(mp_semaphore_init_at(&s, buf + 1, need, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_semaphore_init_at(&s, buf, need - 1, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_semaphore_init_at(&s, NULL, need, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_semaphore_init_at(NULL, buf, need, 1, 0), MP_EINVAL);
+    mp_ck_code(mp_semaphore_init_at(&s, buf, need, 3, 2), MP_EINVAL);
+    mp_ck_code(mp_semaphore_init_at(&s, buf, need, 1, 2), 0);
     ck_assert_ptr_eq(s, (void *)buf);
-    ck_assert_int_eq(mp_semaphore_acquire(s, 0), 0);
-    ck_assert_int_eq(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
-    ck_assert_int_eq(mp_semaphore_release(s), 0);
-    ck_assert_int_eq(mp_semaphore_release(s), 0);
-    ck_assert_int_eq(mp_semaphore_release(s), MP_EOVERFLOW);
+    mp_ck_code(mp_semaphore_acquire(s, 0), 0);
+    mp_ck_code(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
+    mp_ck_code(mp_semaphore_release(s), 0);
+    mp_ck_code(mp_semaphore_release(s), 0);
+    mp_ck_code(mp_semaphore_release(s), MP_EOVERFLOW);
     ck_assert_int_eq(mp_semaphore_value(s), 2);
     mp_semaphore_free(s);
     /* The memory stays the caller's and says the object is gone. */
-    ck_assert_int_eq(mp_semaphore_value(s), MP_EINVAL);
+    mp_ck_code(mp_semaphore_value(s), MP_EINVAL);
 }
-END_TEST
 
 /* ------------------------------------------------------------------------
    Event.
@@ -194,10 +188,10 @@ static int t_set_later(void *arg)
     return mp_event_set(arg) != 0;
 }
 
-START_TEST(event_basic)
+MP_TEST(event_basic)
 {
     mp_event *e;
-    ck_assert_int_eq(mp_event_new(&e), 0);
+    mp_ck_code(mp_event_new(&e), 0);
     ck_assert_int_eq(mp_event_is_set(e), 0);
     double t0 = mp_test_now();
     ck_assert_int_eq(mp_event_wait(e, 0), 0);
@@ -208,9 +202,9 @@ START_TEST(event_basic)
     el = mp_test_now() - t0;
     ck_assert_msg(el >= 0.1 && el < 1.5, "wait(0.1) took %.3f s", el);
 
-    ck_assert_int_eq(mp_event_set(e), 0);
+    mp_ck_code(mp_event_set(e), 0);
     ck_assert_int_eq(mp_event_is_set(e), 1);
-    ck_assert_int_eq(mp_event_set(e), 0); /* setting twice is fine */
+    mp_ck_code(mp_event_set(e), 0); /* setting twice is fine */
     t0 = mp_test_now();
     ck_assert_int_eq(mp_event_wait(e, MP_FOREVER), 1);
     ck_assert_int_eq(mp_event_wait(e, 0.1), 1);
@@ -218,7 +212,7 @@ START_TEST(event_basic)
     ck_assert_msg(el < 0.05, "waits on a set event took %.3f s", el);
 
     for (int k = 0; k < 3; k++) {
-        ck_assert_int_eq(mp_event_clear(e), 0);
+        mp_ck_code(mp_event_clear(e), 0);
         ck_assert_int_eq(mp_event_is_set(e), 0);
         mp_process *p = mp_test_start(t_set_later, e, 0, mp_test_methods[k]);
         ck_assert_int_eq(mp_event_wait(e, MP_FOREVER), 1);
@@ -227,7 +221,6 @@ START_TEST(event_basic)
     }
     mp_event_free(e);
 }
-END_TEST
 
 /* waiter - one thread or process waiting on an event (arena memory for a
    process). */
@@ -283,11 +276,11 @@ static int waiter_asleep(const struct waiter *w)
     return 0;
 }
 
-START_TEST(event_wakes_every_waiter)
+MP_TEST(event_wakes_every_waiter)
 {
     enum { W = 4 };
     mp_event *e;
-    ck_assert_int_eq(mp_event_new(&e), 0);
+    mp_ck_code(mp_event_new(&e), 0);
     struct waiter *w = mp_shared_alloc(W * sizeof *w);
     ck_assert_ptr_nonnull(w);
     mp_process *p[W];
@@ -297,7 +290,7 @@ START_TEST(event_wakes_every_waiter)
     }
     for (int i = 0; i < W; i++)
         ck_assert_msg(waiter_asleep(&w[i]), "waiter %d never slept", i);
-    ck_assert_int_eq(mp_event_set(e), 0); /* one set for all */
+    mp_ck_code(mp_event_set(e), 0); /* one set for all */
     int failed = 0;
     for (int i = 0; i < W; i++)
         failed += mp_test_finish(p[i], JOIN_S) != 0;
@@ -307,16 +300,15 @@ START_TEST(event_wakes_every_waiter)
     mp_shared_free(w);
     mp_event_free(e);
 }
-END_TEST
 
-START_TEST(event_set_then_clear_wakes)
+MP_TEST(event_set_then_clear_wakes)
 {
     /* A waiter that slept before a set returns 1 even if the flag was
        cleared again before it ran (Python's Condition-based Event). One
        thread of this process and one child per start method. */
     enum { W = 4 };
     mp_event *e;
-    ck_assert_int_eq(mp_event_new(&e), 0);
+    mp_ck_code(mp_event_new(&e), 0);
     struct waiter *w = mp_shared_alloc(W * sizeof *w);
     ck_assert_ptr_nonnull(w);
     for (int i = 0; i < W; i++)
@@ -329,8 +321,8 @@ START_TEST(event_set_then_clear_wakes)
             mp_test_start(t_event_waiter, &w[i], 0, mp_test_methods[i - 1]);
     for (int i = 0; i < W; i++)
         ck_assert_msg(waiter_asleep(&w[i]), "waiter %d never slept", i);
-    ck_assert_int_eq(mp_event_set(e), 0);
-    ck_assert_int_eq(mp_event_clear(e), 0);
+    mp_ck_code(mp_event_set(e), 0);
+    mp_ck_code(mp_event_clear(e), 0);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     int failed = 0;
     for (int i = 1; i < W; i++)
@@ -342,41 +334,39 @@ START_TEST(event_set_then_clear_wakes)
     mp_shared_free(w);
     mp_event_free(e);
 }
-END_TEST
 
-START_TEST(event_bad_inputs)
+MP_TEST(event_bad_inputs)
 {
-    ck_assert_int_eq(mp_event_new(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_event_set(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_event_clear(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_event_is_set(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_event_wait(NULL, 0), MP_EINVAL);
+    mp_ck_code(mp_event_new(NULL), MP_EINVAL);
+    mp_ck_code(mp_event_set(NULL), MP_EINVAL);
+    mp_ck_code(mp_event_clear(NULL), MP_EINVAL);
+    mp_ck_code(mp_event_is_set(NULL), MP_EINVAL);
+    mp_ck_code(mp_event_wait(NULL, 0), MP_EINVAL);
     mp_event_free(NULL);
 
     mp_event *e;
-    ck_assert_int_eq(mp_event_new(&e), 0);
-    ck_assert_int_eq(mp_event_wait(e, NAN), MP_EINVAL);
-    ck_assert_int_eq(mp_event_set(e), 0);
-    ck_assert_int_eq(mp_event_wait(e, NAN), MP_EINVAL); /* even when set */
+    mp_ck_code(mp_event_new(&e), 0);
+    mp_ck_code(mp_event_wait(e, NAN), MP_EINVAL);
+    mp_ck_code(mp_event_set(e), 0);
+    mp_ck_code(mp_event_wait(e, NAN), MP_EINVAL); /* even when set */
     mp_event_free(e);
 
     size_t need = mp_event_size();
     _Alignas(16) unsigned char buf[256];
     ck_assert_uint_gt(need, 0);
     ck_assert_uint_le(need + 1, sizeof buf);
-    ck_assert_int_eq(mp_event_init_at(&e, buf + 4, need), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(&e, buf, need - 1), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(&e, NULL, need), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(NULL, buf, need), MP_EINVAL);
-    ck_assert_int_eq(mp_event_init_at(&e, buf, need), 0);
+    mp_ck_code(mp_event_init_at(&e, buf + 4, need), MP_EINVAL);
+    mp_ck_code(mp_event_init_at(&e, buf, need - 1), MP_EINVAL);
+    mp_ck_code(mp_event_init_at(&e, NULL, need), MP_EINVAL);
+    mp_ck_code(mp_event_init_at(NULL, buf, need), MP_EINVAL);
+    mp_ck_code(mp_event_init_at(&e, buf, need), 0);
     ck_assert_ptr_eq(e, (void *)buf);
     ck_assert_int_eq(mp_event_is_set(e), 0);
-    ck_assert_int_eq(mp_event_set(e), 0);
+    mp_ck_code(mp_event_set(e), 0);
     ck_assert_int_eq(mp_event_wait(e, 0), 1);
     mp_event_free(e);
-    ck_assert_int_eq(mp_event_is_set(e), MP_EINVAL);
+    mp_ck_code(mp_event_is_set(e), MP_EINVAL);
 }
-END_TEST
 
 /* ------------------------------------------------------------------------
    Barrier: CPython's _TestBarrier with N parties, the participants being
@@ -479,10 +469,10 @@ static int p_passes(void *arg)
     return bad != 0;
 }
 
-START_TEST(barrier_passes)
+MP_TEST(barrier_passes)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_passes, c, N - 1, 1), 0);
     ck_assert_int_eq(c->r0, PASSES * N);
     ck_assert_int_eq(c->r1, PASSES * N);
@@ -491,7 +481,6 @@ START_TEST(barrier_passes)
     ck_assert_int_eq(mp_barrier_parties(c->b), N);
     ctx_free(c);
 }
-END_TEST
 
 /* Count the arrival index returned by one wait. */
 static int p_wait_return(void *arg)
@@ -504,17 +493,16 @@ static int p_wait_return(void *arg)
     return 0;
 }
 
-START_TEST(barrier_wait_return)
+MP_TEST(barrier_wait_return)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_wait_return, c, N - 1, 1), 0);
     for (int i = 0; i < N; i++)
         ck_assert_msg(c->idx[i] == 1, "index %d returned %d times", i,
                       c->idx[i]);
     ctx_free(c);
 }
-END_TEST
 
 /* A barrier action: count its runs in the int at arg. */
 static int act_count(void *arg)
@@ -532,16 +520,15 @@ static int p_action(void *arg)
     return get(&c->counter) != 1;
 }
 
-START_TEST(barrier_action)
+MP_TEST(barrier_action)
 {
     struct bctx *c = ctx_new();
     mp_barrier_opts o = {.action = act_count, .action_arg = &c->counter};
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, &o), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, &o), 0);
     ck_assert_int_eq(run_parties(p_action, c, N - 1, 1), 0);
     ck_assert_int_eq(c->counter, 1);
     ctx_free(c);
 }
-END_TEST
 
 /* CPython's _test_abort_f: index N/2 aborts; the others' next wait
    breaks (r2), never passes (r1). */
@@ -563,20 +550,19 @@ static int p_abort(void *arg)
     return 0;
 }
 
-START_TEST(barrier_abort)
+MP_TEST(barrier_abort)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_abort, c, N - 1, 1), 0);
     ck_assert_int_eq(c->r1, 0);
     ck_assert_int_eq(c->r2, N - 1);
     ck_assert_int_eq(mp_barrier_broken(c->b), 1);
     ck_assert_int_eq(mp_barrier_n_waiting(c->b), 0);
     /* Broken stays broken for newcomers. */
-    ck_assert_int_eq(mp_barrier_wait(c->b, LONG_S), MP_EBROKEN);
+    mp_ck_code(mp_barrier_wait(c->b, LONG_S), MP_EBROKEN);
     ctx_free(c);
 }
-END_TEST
 
 /* CPython's _test_reset_f: index N/2 resets the barrier once the others
    wait again, which breaks their wait (r2); then all pass once more
@@ -607,10 +593,10 @@ static int p_reset(void *arg)
     return 0;
 }
 
-START_TEST(barrier_reset)
+MP_TEST(barrier_reset)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_reset, c, N - 1, 1), 0);
     ck_assert_int_eq(c->r1, 0);
     ck_assert_int_eq(c->r2, N - 1);
@@ -618,7 +604,6 @@ START_TEST(barrier_reset)
     ck_assert_int_eq(mp_barrier_broken(c->b), 0);
     ctx_free(c);
 }
-END_TEST
 
 /* CPython's _test_abort_and_reset_f: abort as in p_abort, then meet at
    b2, where index N/2 resets b between two b2 cycles, and pass b again. */
@@ -653,11 +638,11 @@ static int p_abort_and_reset(void *arg)
     return 0;
 }
 
-START_TEST(barrier_abort_and_reset)
+MP_TEST(barrier_abort_and_reset)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
-    ck_assert_int_eq(mp_barrier_new(&c->b2, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b2, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_abort_and_reset, c, N - 1, 1), 0);
     ck_assert_int_eq(c->r1, 0);
     ck_assert_int_eq(c->r2, N - 1);
@@ -666,7 +651,6 @@ START_TEST(barrier_abort_and_reset)
     ck_assert_int_eq(mp_barrier_broken(c->b2), 0);
     ctx_free(c);
 }
-END_TEST
 
 /* Count how a wait that cannot complete ended: MP_EBROKEN in r1,
    MP_ETIMEDOUT in r2 (a success is counted nowhere). */
@@ -692,10 +676,10 @@ static int p_timeout(void *arg)
     return 0;
 }
 
-START_TEST(barrier_timeout)
+MP_TEST(barrier_timeout)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_timeout, c, N - 1, 1), 0);
     ck_assert_int_eq(c->r1 + c->r2, N);
     /* One time-out breaks the barrier; the others see it broken. */
@@ -703,7 +687,6 @@ START_TEST(barrier_timeout)
     ck_assert_int_eq(mp_barrier_broken(c->b), 1);
     ctx_free(c);
 }
-END_TEST
 
 /* CPython's _test_default_timeout_f: an explicit long first wait, then
    index N/2 is late for a wait that uses the barrier's 0.5 s default. */
@@ -719,23 +702,22 @@ static int p_default_timeout(void *arg)
     return 0;
 }
 
-START_TEST(barrier_default_timeout)
+MP_TEST(barrier_default_timeout)
 {
     struct bctx *c = ctx_new();
     mp_barrier_opts o = {.timeout = 0.5};
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, &o), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, &o), 0);
     ck_assert_int_eq(run_parties(p_default_timeout, c, N - 1, 1), 0);
     ck_assert_int_eq(c->r1 + c->r2, N);
     ck_assert_int_eq(c->r2, 1);
     ck_assert_int_eq(mp_barrier_broken(c->b), 1);
     ctx_free(c);
 }
-END_TEST
 
-START_TEST(barrier_single)
+MP_TEST(barrier_single)
 {
     mp_barrier *b;
-    ck_assert_int_eq(mp_barrier_new(&b, 1, NULL), 0);
+    mp_ck_code(mp_barrier_new(&b, 1, NULL), 0);
     ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), 0);
     ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), 0);
     ck_assert_int_eq(mp_barrier_wait(b, 0), 0); /* never has to wait */
@@ -744,7 +726,6 @@ START_TEST(barrier_single)
     ck_assert_int_eq(mp_barrier_parties(b), 1);
     mp_barrier_free(b);
 }
-END_TEST
 
 /* A barrier action that fails. */
 static int act_fail(void *arg)
@@ -753,26 +734,25 @@ static int act_fail(void *arg)
     return 1;
 }
 
-START_TEST(barrier_action_failure_breaks)
+MP_TEST(barrier_action_failure_breaks)
 {
     int *runs = mp_shared_alloc(sizeof *runs);
     ck_assert_ptr_nonnull(runs);
     mp_barrier *b;
     mp_barrier_opts o = {.action = act_fail, .action_arg = runs};
-    ck_assert_int_eq(mp_barrier_new(&b, 1, &o), 0);
-    ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), MP_EBROKEN);
+    mp_ck_code(mp_barrier_new(&b, 1, &o), 0);
+    mp_ck_code(mp_barrier_wait(b, MP_FOREVER), MP_EBROKEN);
     ck_assert_int_eq(*runs, 1);
     ck_assert_int_eq(mp_barrier_broken(b), 1);
-    ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), MP_EBROKEN);
+    mp_ck_code(mp_barrier_wait(b, MP_FOREVER), MP_EBROKEN);
     ck_assert_int_eq(*runs, 1); /* broken: the action does not run again */
-    ck_assert_int_eq(mp_barrier_reset(b), 0);
+    mp_ck_code(mp_barrier_reset(b), 0);
     ck_assert_int_eq(mp_barrier_broken(b), 0);
-    ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), MP_EBROKEN);
+    mp_ck_code(mp_barrier_wait(b, MP_FOREVER), MP_EBROKEN);
     ck_assert_int_eq(*runs, 2);
     mp_barrier_free(b);
     mp_shared_free(runs);
 }
-END_TEST
 
 /* CPython's test_thousand: after wait i a participant has done i + 1
    passes, and every other one i or i + 1. */
@@ -793,17 +773,16 @@ static int p_thousand(void *arg)
     return bad != 0;
 }
 
-START_TEST(barrier_thousand)
+MP_TEST(barrier_thousand)
 {
     struct bctx *c = ctx_new();
-    ck_assert_int_eq(mp_barrier_new(&c->b, N, NULL), 0);
+    mp_ck_code(mp_barrier_new(&c->b, N, NULL), 0);
     ck_assert_int_eq(run_parties(p_thousand, c, N, 0), 0);
     for (int q = 0; q < N; q++)
         ck_assert_int_eq(c->passes[q], THOUSAND);
     ck_assert_int_eq(mp_barrier_broken(c->b), 0);
     ctx_free(c);
 }
-END_TEST
 
 /* A child: wait on the barrier with no timeout (to be killed there). */
 static int p_wait_forever(void *arg)
@@ -812,32 +791,31 @@ static int p_wait_forever(void *arg)
     return mp_barrier_wait(c->b, MP_FOREVER) < 0;
 }
 
-START_TEST(barrier_dead_participant)
+MP_TEST(barrier_dead_participant)
 {
     /* A participant killed while waiting breaks the barrier for the one
        who arrives after its death, even without a timeout. */
     for (int k = 0; k < 3; k++) {
         struct bctx *c = ctx_new();
-        ck_assert_int_eq(mp_barrier_new(&c->b, 3, NULL), 0);
+        mp_ck_code(mp_barrier_new(&c->b, 3, NULL), 0);
         struct part a = {c, 0};
         mp_process *p =
             mp_test_start(p_wait_forever, &a, sizeof a, mp_test_methods[k]);
         ck_assert(until_waiting(c->b, 1));
-        ck_assert_int_eq(mp_process_kill(p), 0);
+        mp_ck_code(mp_process_kill(p), 0);
         ck_assert_int_eq(mp_test_finish(p, JOIN_S), -SIGKILL);
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_barrier_wait(c->b, MP_FOREVER), MP_EBROKEN);
+        mp_ck_code(mp_barrier_wait(c->b, MP_FOREVER), MP_EBROKEN);
         double el = mp_test_now() - t0;
         ck_assert_msg(el < 2.0, "method %d: noticed after %.3f s", k, el);
         ck_assert_int_eq(mp_barrier_broken(c->b), 1);
         /* A reset makes it usable again. */
-        ck_assert_int_eq(mp_barrier_reset(c->b), 0);
+        mp_ck_code(mp_barrier_reset(c->b), 0);
         ck_assert_int_eq(mp_barrier_broken(c->b), 0);
         ck_assert_int_eq(mp_barrier_n_waiting(c->b), 0);
         ctx_free(c);
     }
 }
-END_TEST
 
 /* thwait - a wait on a barrier by a thread of this process. */
 struct thwait {
@@ -856,13 +834,13 @@ static void *th_barrier_wait(void *arg)
     return NULL;
 }
 
-START_TEST(barrier_dead_participant_wakes_waiter)
+MP_TEST(barrier_dead_participant_wakes_waiter)
 {
     /* A waiter that sleeps when another participant dies notices it
        (within about 100 ms) instead of waiting for the full timeout. */
     for (int k = 0; k < 3; k++) {
         struct bctx *c = ctx_new();
-        ck_assert_int_eq(mp_barrier_new(&c->b, 3, NULL), 0);
+        mp_ck_code(mp_barrier_new(&c->b, 3, NULL), 0);
         struct thwait t = {.b = c->b, .timeout = 20, .result = -100};
         pthread_t th;
         ck_assert_int_eq(pthread_create(&th, NULL, th_barrier_wait, &t), 0);
@@ -872,17 +850,16 @@ START_TEST(barrier_dead_participant_wakes_waiter)
             mp_test_start(p_wait_forever, &a, sizeof a, mp_test_methods[k]);
         ck_assert(until_waiting(c->b, 2));
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_process_kill(p), 0);
+        mp_ck_code(mp_process_kill(p), 0);
         ck_assert_int_eq(mp_test_finish(p, JOIN_S), -SIGKILL);
         ck_assert_int_eq(pthread_join(th, NULL), 0);
-        ck_assert_int_eq(t.result, MP_EBROKEN);
+        mp_ck_code(t.result, MP_EBROKEN);
         double el = t.end - t0;
         ck_assert_msg(el < 2.0, "method %d: noticed after %.3f s", k, el);
         ck_assert_int_eq(mp_barrier_broken(c->b), 1);
         ctx_free(c);
     }
 }
-END_TEST
 
 /* A barrier action: record which process ran it. */
 static int act_mark(void *arg)
@@ -900,7 +877,7 @@ static int p_wait_keep(void *arg)
     return r < 0;
 }
 
-START_TEST(barrier_action_in_child)
+MP_TEST(barrier_action_in_child)
 {
     /* The last arrival runs the action: a child arriving after a thread
        of this process runs it, resolved in its own address space (a
@@ -908,7 +885,7 @@ START_TEST(barrier_action_in_child)
     for (int k = 0; k < 3; k++) {
         struct bctx *c = ctx_new();
         mp_barrier_opts o = {.action = act_mark, .action_arg = &c->counter};
-        ck_assert_int_eq(mp_barrier_new(&c->b, 2, &o), 0);
+        mp_ck_code(mp_barrier_new(&c->b, 2, &o), 0);
         c->r1 = -100;
         struct thwait t = {.b = c->b, .timeout = LONG_S, .result = -100};
         pthread_t th;
@@ -926,26 +903,25 @@ START_TEST(barrier_action_in_child)
         ctx_free(c);
     }
 }
-END_TEST
 
-START_TEST(barrier_bad_inputs)
+MP_TEST(barrier_bad_inputs)
 {
     mp_barrier *b = NULL;
-    ck_assert_int_eq(mp_barrier_new(&b, 0, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_new(NULL, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_new(&b, 0, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_new(NULL, 2, NULL), MP_EINVAL);
     mp_barrier_opts nan_timeout = {.timeout = NAN};
-    ck_assert_int_eq(mp_barrier_new(&b, 2, &nan_timeout), MP_EINVAL);
+    mp_ck_code(mp_barrier_new(&b, 2, &nan_timeout), MP_EINVAL);
     ck_assert_ptr_null(b);
-    ck_assert_int_eq(mp_barrier_wait(NULL, 1), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_abort(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_reset(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_n_waiting(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_broken(NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_parties(NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_wait(NULL, 1), MP_EINVAL);
+    mp_ck_code(mp_barrier_abort(NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_reset(NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_n_waiting(NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_broken(NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_parties(NULL), MP_EINVAL);
     mp_barrier_free(NULL);
 
-    ck_assert_int_eq(mp_barrier_new(&b, 2, NULL), 0);
-    ck_assert_int_eq(mp_barrier_wait(b, NAN), MP_EINVAL);
+    mp_ck_code(mp_barrier_new(&b, 2, NULL), 0);
+    mp_ck_code(mp_barrier_wait(b, NAN), MP_EINVAL);
     /* The NaN wait neither arrived nor broke anything. */
     ck_assert_int_eq(mp_barrier_n_waiting(b), 0);
     ck_assert_int_eq(mp_barrier_broken(b), 0);
@@ -957,23 +933,21 @@ START_TEST(barrier_bad_inputs)
     ck_assert_uint_ge(mp_barrier_size(3), need);
     unsigned char *mem = malloc(need + 16);
     ck_assert_ptr_nonnull(mem);
-    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need - 1, 2, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(&b, mem + 4, need, 2, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(&b, NULL, need, 2, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need, 0, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(NULL, mem, need, 2, NULL), MP_EINVAL);
-    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need, 2, &nan_timeout),
-                     MP_EINVAL);
+    mp_ck_code(mp_barrier_init_at(&b, mem, need - 1, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_init_at(&b, mem + 4, need, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_init_at(&b, NULL, need, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_init_at(&b, mem, need, 0, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_init_at(NULL, mem, need, 2, NULL), MP_EINVAL);
+    mp_ck_code(mp_barrier_init_at(&b, mem, need, 2, &nan_timeout), MP_EINVAL);
     /* A placed barrier works like an allocated one. */
-    ck_assert_int_eq(mp_barrier_init_at(&b, mem, need, 1, NULL), 0);
+    mp_ck_code(mp_barrier_init_at(&b, mem, need, 1, NULL), 0);
     ck_assert_ptr_eq(b, (void *)mem);
     ck_assert_int_eq(mp_barrier_parties(b), 1);
     ck_assert_int_eq(mp_barrier_wait(b, MP_FOREVER), 0);
     mp_barrier_free(b);
-    ck_assert_int_eq(mp_barrier_parties(b), MP_EINVAL);
+    mp_ck_code(mp_barrier_parties(b), MP_EINVAL);
     free(mem);
 }
-END_TEST
 
 static mp_barrier *sl_bar;
 
@@ -992,12 +966,12 @@ static void *sl_waiter(void *arg)
     return NULL;
 }
 
-START_TEST(barrier_waiter_without_slot_sees_reset)
+MP_TEST(barrier_waiter_without_slot_sees_reset)
 {
     /* Two parties have four slots. Four waiters of four abandoned cycles
        keep theirs while stopped: the next waiter goes without one, and a
        reset must still give it MP_EBROKEN. */
-    ck_assert_int_eq(mp_barrier_new(&sl_bar, 2, NULL), 0);
+    mp_ck_code(mp_barrier_new(&sl_bar, 2, NULL), 0);
     mp_process *p[4];
     for (int i = 0; i < 4; i++) {
         p[i] = mp_test_start(sl_child, NULL, 0, MP_START_FORK);
@@ -1005,22 +979,21 @@ START_TEST(barrier_waiter_without_slot_sees_reset)
             mp_test_sleep(0.001);
         mp_test_sleep(0.02); /* asleep in the wait, holding a slot */
         kill(mp_process_pid(p[i]), SIGSTOP);
-        ck_assert_int_eq(mp_barrier_reset(sl_bar), 0);
+        mp_ck_code(mp_barrier_reset(sl_bar), 0);
     }
     pthread_t t;
     pthread_create(&t, NULL, sl_waiter, NULL);
     while (mp_barrier_n_waiting(sl_bar) != 1)
         mp_test_sleep(0.001);
-    ck_assert_int_eq(mp_barrier_reset(sl_bar), 0);
+    mp_ck_code(mp_barrier_reset(sl_bar), 0);
     pthread_join(t, NULL);
-    ck_assert_int_eq(sl_res, MP_EBROKEN);
+    mp_ck_code(sl_res, MP_EBROKEN);
     for (int i = 0; i < 4; i++) {
         kill(mp_process_pid(p[i]), SIGCONT);
         ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
     }
     mp_barrier_free(sl_bar);
 }
-END_TEST
 
 static mp_barrier *re_bar;
 static volatile int re_abort = 99;
@@ -1032,47 +1005,14 @@ static int re_action(void *arg)
     return 0;
 }
 
-START_TEST(barrier_action_cannot_reenter)
+MP_TEST(barrier_action_cannot_reenter)
 {
     mp_barrier_opts o = {.action = re_action};
-    ck_assert_int_eq(mp_barrier_new(&re_bar, 1, &o), 0);
+    mp_ck_code(mp_barrier_new(&re_bar, 1, &o), 0);
     ck_assert_int_eq(mp_barrier_wait(re_bar, 5.0), 0);
-    ck_assert_int_eq(re_abort, MP_EDEADLK);
+    mp_ck_code(re_abort, MP_EDEADLK);
     ck_assert_int_eq(mp_barrier_broken(re_bar), 0);
     /* The lock was not let go under the action's feet: usable still. */
     ck_assert_int_eq(mp_barrier_wait(re_bar, 5.0), 0);
     mp_barrier_free(re_bar);
-}
-END_TEST
-
-Suite *mp_test_suite(void)
-{
-    Suite *s = suite_create("barrier_event");
-    mp_test_add(s, semaphore_sequence);
-    mp_test_add(s, semaphore_bounded);
-    mp_test_add(s, semaphore_timeouts);
-    mp_test_add(s, semaphore_across_processes);
-    mp_test_add(s, semaphore_bad_inputs);
-    mp_test_add(s, event_basic);
-    mp_test_add(s, event_wakes_every_waiter);
-    mp_test_add(s, event_set_then_clear_wakes);
-    mp_test_add(s, event_bad_inputs);
-    mp_test_add(s, barrier_passes);
-    mp_test_add(s, barrier_wait_return);
-    mp_test_add(s, barrier_action);
-    mp_test_add(s, barrier_abort);
-    mp_test_add(s, barrier_reset);
-    mp_test_add(s, barrier_abort_and_reset);
-    mp_test_add(s, barrier_timeout);
-    mp_test_add(s, barrier_default_timeout);
-    mp_test_add(s, barrier_single);
-    mp_test_add(s, barrier_action_failure_breaks);
-    mp_test_add(s, barrier_thousand);
-    mp_test_add(s, barrier_dead_participant);
-    mp_test_add(s, barrier_dead_participant_wakes_waiter);
-    mp_test_add(s, barrier_action_in_child);
-    mp_test_add(s, barrier_bad_inputs);
-    mp_test_add(s, barrier_waiter_without_slot_sees_reset);
-    mp_test_add(s, barrier_action_cannot_reenter);
-    return s;
 }
