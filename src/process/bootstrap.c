@@ -144,16 +144,21 @@ int mp__boot(const char *env)
        lifeline would have made it. */
     if (mp__getppid() != ppid)
         mp__exit_now(MP__EXIT_BOOT);
+    /* An arena that is not formatted as one is not a family's: ignored
+       (the mapping is undone). A family's that cannot be mapped here is
+       fatal: this is a child that cannot reach its target. */
+    int r = mp__arena_attach(memfd, base, size);
+    if (r == MP_EINVAL)
+        return MP_EINVAL;
+    if (r != 0)
+        die("cannot map the family arena at %#" PRIxPTR " (%zu bytes): %s",
+            base, size, mp_strerror(r));
     mp__set_cloexec(memfd, 1);
     mp__set_cloexec(lifeline, 1);
     if (sock >= 0)
         mp__set_cloexec(sock, 1);
     arm(lifeline, ppid);
     mp__close(lifeline);
-    int r = mp__arena_attach(memfd, base, size);
-    if (r != 0)
-        die("cannot map the family arena at %#" PRIxPTR " (%zu bytes): %s",
-            base, size, mp_strerror(r));
     mp__g.lifeline_r = mp__g.lifeline_w = -1; /* made when first needed */
     mp__g.start = MP_START_FORK;
     mp__g.initialized = 1;
