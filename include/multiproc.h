@@ -61,23 +61,34 @@ extern "C" {
    This list is the single source of mp_strerror and mp_err_name.
    ------------------------------------------------------------------------ */
 
-/* MP_ERROR_LIST - X(NAME, value, message) for every code of the library. */
+/* MP_ERROR_LIST - X(NAME, value, message) for every code of the library:
+   the errno codes by errno number, then the library's own from -1001
+   down. No call returns MP_EINTR (interrupted system calls are restarted),
+   MP_ECONNRESET (a reset peer is MP_EOF or MP_EPIPE), MP_ENOSPC or
+   MP_ENOTRECOVERABLE today; they stay, since codes are ABI. A call may
+   pass on a rare errno of a system call that is not listed here
+   (mp_err_name then says "MP_E?"). */
 #define MP_ERROR_LIST(X)                                                       \
     X(MP_EPERM, -EPERM, "operation not permitted")                             \
     X(MP_ENOENT, -ENOENT, "no such file or name")                              \
     X(MP_ESRCH, -ESRCH, "no such process")                                     \
     X(MP_EINTR, -EINTR, "interrupted by a signal")                             \
     X(MP_EIO, -EIO, "input/output error")                                      \
+    X(MP_E2BIG, -E2BIG, "argument list too long")                              \
+    X(MP_ENOEXEC, -ENOEXEC, "exec format error")                               \
     X(MP_EBADF, -EBADF, "bad file descriptor")                                 \
     X(MP_ECHILD, -ECHILD, "not a child of this process")                       \
     X(MP_EAGAIN, -EAGAIN, "resource temporarily unavailable")                  \
     X(MP_ENOMEM, -ENOMEM, "out of memory")                                     \
     X(MP_EACCES, -EACCES, "permission denied")                                 \
+    X(MP_EFAULT, -EFAULT, "bad address")                                       \
     X(MP_EBUSY, -EBUSY, "still running or in use")                             \
     X(MP_EEXIST, -EEXIST, "already exists")                                    \
     X(MP_EINVAL, -EINVAL, "invalid argument")                                  \
-    X(MP_EFBIG, -EFBIG, "over the file-size limit (ulimit -f)")                \
+    X(MP_ENFILE, -ENFILE, "too many open files in the system")                 \
     X(MP_EMFILE, -EMFILE, "too many open files")                               \
+    X(MP_ETXTBSY, -ETXTBSY, "text file busy")                                  \
+    X(MP_EFBIG, -EFBIG, "over the file-size limit (ulimit -f)")                \
     X(MP_ENOSPC, -ENOSPC, "no space left")                                     \
     X(MP_EPIPE, -EPIPE, "broken pipe: the peer is gone")                       \
     X(MP_ERANGE, -ERANGE, "value out of range")                                \
@@ -88,6 +99,7 @@ extern "C" {
     X(MP_EMSGSIZE, -EMSGSIZE, "message does not fit the buffer")               \
     X(MP_ENOTSUP, -ENOTSUP, "operation not supported")                         \
     X(MP_ECONNRESET, -ECONNRESET, "connection reset by peer")                  \
+    X(MP_ENOBUFS, -ENOBUFS, "no buffer space available")                       \
     X(MP_ETIMEDOUT, -ETIMEDOUT, "timed out")                                   \
     X(MP_EALREADY, -EALREADY, "already done")                                  \
     X(MP_EOWNERDEAD, -EOWNERDEAD, "acquired; the previous owner died")         \
@@ -140,10 +152,14 @@ typedef struct mp_config {
    arena and returns 0. In a child started by spawn or forkserver it never
    returns: it runs the target and exits with its status. argc and argv
    may be NULL (the command line is then read from /proc/self/cmdline when
-   a spawn needs it).
-   Returns 0, MP_EALREADY (called twice), MP_EINVAL (bad config),
-   MP_ENOMEM or MP_EEXIST (no address range for the arena), or a code of
-   the failing system call. */
+   a spawn needs it). Call it once, from the main thread before any other
+   thread exists: it takes no lock.
+   Returns 0, MP_EALREADY (called before, also in a fork child of a
+   process that called it), MP_EINVAL (a bad start method in cfg or in
+   MP_START_METHOD, an arena_size under 16 pages), MP_EFBIG (arena_size
+   over the file-size limit, ulimit -f), MP_EEXIST (no free address range
+   for the arena), MP_ENOMEM or MP_EAGAIN (the arena cannot be mapped:
+   RLIMIT_AS, overcommit, mlockall), MP_EMFILE, MP_ENFILE. */
 MP_API int mp_init(int *argc, char ***argv, const mp_config *cfg);
 
 /* mp_version - the version of the library linked in, "MAJOR.MINOR.PATCH"
@@ -154,14 +170,25 @@ MP_API const char *mp_version(void);
 /* mp_cpu_count - the number of CPUs this process may use: the CPUs of its
    affinity mask, capped by the cgroup CPU quota (v2 cpu.max, v1 cfs quota)
    rounded up; the environment variable MP_CPU_COUNT (a positive integer)
-   overrides both. Always >= 1. */
+   overrides both. Always >= 1; safe from any thread. */
 MP_API int mp_cpu_count(void);
 
 /* ------------------------------------------------------------------------
-   Processes.
+   Processes. The calls that reap a child (join, is_alive, exitcode,
+   close) use waitid(P_PIDFD), which Linux has since 5.4: on 5.3 they
+   return MP_EINVAL for fork and spawn children.
    ------------------------------------------------------------------------ */
 
-/* mp_process - a child process, or (from mp_current_process) this one. */
+/* mp_process - a child process, or (from mp_current_process) this one.
+
+   Threads: start p before another thread uses it. Then join, is_alive,
+   exitcode, terminate, kill and the accessors may run in several threads
+   at once; while one thread joins, the others see the child running
+   until the joiner has reaped it (is_alive 1, exitcode and close
+   MP_EBUSY). close and free must not overlap any other call on p.
+   Processes: p is private to the process that made it. A fork child may
+   read its parent's children (pid, name, daemon, an exit code already
+   known) and free them; other calls on them return MP_ECHILD. */
 typedef struct mp_process mp_process;
 
 /* mp_target_fn - what a child runs; its return value is the exit status
@@ -187,35 +214,59 @@ MP_API int mp_process_new(mp_process **out, mp_target_fn fn, void *arg,
 
 /* mp_process_start - start the child. It dies when this process dies, by
    any means (see docs/process.md).
-   Returns 0, MP_EINVAL (NULL; arg not transferable to a spawn or
-   forkserver child), MP_ESTATE (already started), MP_ENOINIT (mp_init was
-   not called), MP_ENOMEM (arena exhausted), MP_EAGAIN (process limit), or
-   a code of the failing system call. */
+   Returns 0, MP_EINVAL (NULL or the current process; for spawn and
+   forkserver: arg not transferable, fn outside any loaded object),
+   MP_ESTATE (already started), MP_ENOINIT (mp_init was not called),
+   MP_ECHILD (SIGCHLD is ignored or has SA_NOCLDWAIT: no exit code could
+   be learnt), MP_EPERM (spawn or forkserver in a privileged program:
+   set-user-ID, set-group-ID or file capabilities; only fork is allowed
+   there), MP_ENAMETOOLONG (spawn, forkserver: fn lives in an object whose
+   path is 1024 bytes or longer), MP_ENOMEM (memory or arena exhausted),
+   MP_EAGAIN (process limit), MP_EMFILE, MP_ENFILE, MP_ENOBUFS
+   (descriptors, socket buffers), MP_ENOSYS (a kernel before 5.3, without
+   pidfd_open), MP_ESRCH (another wait in this process, as a waitpid(-1)
+   in another thread, reaped the new child first); for spawn and
+   forkserver also MP_EBADF (a descriptor to pass on is too close to
+   RLIMIT_NOFILE) and the errors of executing /proc/self/exe: MP_ENOENT
+   (no /proc), MP_EACCES (noexec mount), MP_E2BIG, MP_ENOEXEC,
+   MP_ETXTBSY; for forkserver also MP_EPIPE (the server died, twice in a
+   row) and MP_EIO (a short reply from it). */
 MP_API int mp_process_start(mp_process *p);
 
 /* mp_process_join - wait until the child ends (and reap it), at most
-   timeout seconds. Returns 0, MP_ETIMEDOUT, MP_EINVAL (NULL, NaN timeout),
-   MP_ESTATE (not started), MP_EDEADLK (p is the current process),
-   MP_ECHILD (p was started by another process). */
+   timeout seconds. A child that another wait in this process reaped (a
+   SIGCHLD handler's waitpid(-1)) counts as ended. Returns 0,
+   MP_ETIMEDOUT (also while another thread's join holds the child past
+   the timeout), MP_EINVAL (NULL, NaN timeout), MP_ESTATE (not started),
+   MP_EDEADLK (p is the current process), MP_ECHILD (p was started by
+   another process). */
 MP_API int mp_process_join(mp_process *p, double timeout);
 
-/* mp_process_is_alive - 1 while started and not ended, else 0 (also before
-   start); MP_EINVAL for NULL. Reaps an ended child. */
+/* mp_process_is_alive - 1 while started and not ended (and for the
+   current process), else 0 (also before start); MP_EINVAL for NULL,
+   MP_ECHILD for a child started by another process. Reaps an ended
+   child. Does not wait, but for a forkserver child that just ended it
+   may take up to 50 ms to learn its exit code from the server. */
 MP_API int mp_process_is_alive(mp_process *p);
 
 /* mp_process_terminate - send SIGTERM. A child that already ended is not
    an error (0). Returns 0, MP_EINVAL (NULL or the current process),
-   MP_ESTATE (not started), MP_ECHILD (started by another process). */
+   MP_ESTATE (not started), MP_ECHILD (started by another process),
+   MP_EPERM (the child changed its credentials, as by running a
+   set-user-ID program, and this process may not signal it). */
 MP_API int mp_process_terminate(mp_process *p);
 
 /* mp_process_kill - send SIGKILL; the codes of mp_process_terminate. */
 MP_API int mp_process_kill(mp_process *p);
 
 /* mp_process_exitcode - the exit code once the child ended: its exit
-      status, or -signal when a signal ended it (like Python). Returns 0 with
-   *code set, MP_EBUSY (still running, or the current process),
-   MP_ESTATE (not started), MP_EINVAL (NULL), MP_ECHILD (running and
-   started by another process). A finished child is reaped by this call. */
+   status, or -signal when a signal ended it (like Python). A finished
+   child is reaped by this call (see mp_process_is_alive for forkserver
+   children). Returns 0 with *code set, MP_EBUSY (still running, or the
+   current process), MP_ESTATE (not started), MP_EINVAL (NULL),
+   MP_ECHILD (running and started by another process; or ended, but
+   another wait in this process, as a SIGCHLD handler's waitpid(-1),
+   reaped it and its code is lost). */
 MP_API int mp_process_exitcode(mp_process *p, int *code);
 
 /* mp_process_pid - the child's pid once started (this process's pid for
@@ -231,14 +282,15 @@ MP_API int mp_process_daemon(const mp_process *p);
 
 /* mp_process_sentinel - a file descriptor (a pidfd) that polls readable
    when the child has ended, for poll(2) or mp_wait. Owned by p: do not
-      close it. Returns the fd, MP_EINVAL (NULL), MP_ESTATE (not started, or
+   close it. Returns the fd, MP_EINVAL (NULL), MP_ESTATE (not started, or
    the current process), MP_ECHILD (started by another process: a fork
    child does not inherit its parent's sentinels). */
 MP_API int mp_process_sentinel(const mp_process *p);
 
 /* mp_process_close - free p if the child is not running (Python's
-   Process.close). Returns 0, MP_EBUSY (still running: nothing freed),
-   MP_EINVAL (NULL or the current process). */
+   Process.close); a child reaped by another wait counts as ended.
+   Returns 0, MP_EBUSY (still running, or another thread is joining it:
+   nothing freed), MP_EINVAL (NULL or the current process). */
 MP_API int mp_process_close(mp_process *p);
 
 /* mp_process_free - release p. A child that is still running is detached,
@@ -258,9 +310,10 @@ MP_API pid_t mp_parent_pid(void);
 
 /* mp_active_children - the live children started by this process and not
    freed: up to cap of them are stored in out (out may be NULL when cap is
-   0). Ended children are reaped as a side effect, like Python.
-   Returns their total count (may exceed cap), or MP_EINVAL (out NULL with
-   cap > 0). */
+   0). Ended children are reaped as a side effect, like Python; a child
+   another wait reaped counts as ended, one another thread is joining as
+   live. Returns their total count (may exceed cap), or MP_EINVAL (out
+   NULL with cap > 0). */
 MP_API int mp_active_children(mp_process **out, size_t cap);
 
 /* ------------------------------------------------------------------------
@@ -270,14 +323,18 @@ MP_API int mp_active_children(mp_process **out, size_t cap);
 /* mp_shared_alloc - size bytes of zero-filled memory, 16-byte aligned, in
    the family arena: the pointer is valid in every process of the family
    (fork, spawn and forkserver children) and may travel between them as
-   plain bytes. NULL when size is 0, before mp_init, or when the arena is
-   exhausted. Safe from any process and thread; a process killed inside
-   the allocator does not wedge or corrupt it for the others. */
+   plain bytes. NULL when size is 0, before mp_init, when the arena is
+   exhausted, or when the calling thread is inside the allocator already
+   (a signal handler). Safe from any process and thread; it waits for the
+   arena's lock without a limit. A process killed inside the allocator
+   does not wedge or corrupt it for the others. Not async-signal-safe. */
 MP_API void *mp_shared_alloc(size_t size);
 
-/* mp_shared_free - return memory from mp_shared_alloc, from any process of
-   the family. NULL, pointers not from the arena and double frees are
-   detected and ignored. */
+/* mp_shared_free - return memory from mp_shared_alloc, from any process and
+   thread of the family. Never blocks: while another thread or process
+   holds the arena's lock, the block is left for that lock's next holder
+   to free. NULL, pointers not from the arena and double frees are
+   detected and ignored. Not async-signal-safe. */
 MP_API void mp_shared_free(void *ptr);
 
 /* mp_shared_contains - 1 if ptr points into the family arena, else 0. */
@@ -295,7 +352,10 @@ MP_API int mp_shared_contains(const void *ptr);
    MP_EINVAL when the memory still says so (not guaranteed).
    ------------------------------------------------------------------------ */
 
-/* mp_lock - a non-recursive lock owned by the thread that acquired it. */
+/* mp_lock - a non-recursive lock owned by the thread that acquired it.
+
+   Threads and processes: any number may use it at once. Free it only
+   when no thread waits for it. */
 typedef struct mp_lock mp_lock;
 
 /* mp_lock_new - a new unlocked lock in the arena. Returns 0, MP_EINVAL
@@ -314,7 +374,7 @@ MP_API int mp_lock_acquire(mp_lock *l, double timeout);
 MP_API int mp_lock_release(mp_lock *l);
 
 /* mp_lock_locked - 1 if some thread holds the lock, 0 if not, MP_EINVAL. */
-MP_API int mp_lock_locked(mp_lock *l);
+MP_API int mp_lock_locked(const mp_lock *l);
 
 /* mp_lock_free - free a lock (NULL: no-op). One the caller holds is
    released first. One another thread holds is not freed but left as it
@@ -325,19 +385,25 @@ MP_API int mp_lock_locked(mp_lock *l);
 MP_API void mp_lock_free(mp_lock *l);
 
 /* mp_lock_size, mp_lock_init_at - the bytes a lock needs, and a lock
-   placed in mem. Returns 0, MP_EINVAL (NULL, too small, misaligned). */
+   placed in mem. _init_at returns 0 or MP_EINVAL (NULL out or mem, too
+   small, misaligned). */
 MP_API size_t mp_lock_size(void);
 MP_API int mp_lock_init_at(mp_lock **out, void *mem, size_t size);
 
 /* mp_rlock - a recursive lock: its owner may acquire it again; it is
-   free once released as many times as acquired. */
+   free once released as many times as acquired.
+
+   Threads and processes: as for mp_lock; the depth belongs to the
+   owning thread. */
 typedef struct mp_rlock mp_rlock;
 
 /* mp_rlock_new, _acquire, _release, _free, _size, _init_at - as for
    mp_lock, except that acquiring a lock one holds succeeds (depth + 1).
-   A dead holder's lock goes to the next acquirer, at depth 1, with
-   MP_EOWNERDEAD. _release returns MP_EPERM when the caller does not hold
-   it. */
+   _acquire returns 0, MP_ETIMEDOUT, MP_EOWNERDEAD (a dead holder's lock
+   goes to the next acquirer, at depth 1), MP_EOVERFLOW (the caller holds
+   it already at depth UINT32_MAX), MP_EINVAL (NULL, not an rlock, NaN
+   timeout); never MP_EDEADLK. _release returns 0, MP_EPERM (the caller
+   does not hold it), MP_EINVAL; the lock is unlocked at depth 0. */
 MP_API int mp_rlock_new(mp_rlock **out);
 MP_API int mp_rlock_acquire(mp_rlock *l, double timeout);
 MP_API int mp_rlock_release(mp_rlock *l);
@@ -345,13 +411,16 @@ MP_API void mp_rlock_free(mp_rlock *l);
 MP_API size_t mp_rlock_size(void);
 MP_API int mp_rlock_init_at(mp_rlock **out, void *mem, size_t size);
 
-/* mp_semaphore - a counter; acquire waits while it is 0. */
+/* mp_semaphore - a counter; acquire waits while it is 0.
+
+   Threads and processes: any number may use it at once. Free it only
+   when no thread waits in it. */
 typedef struct mp_semaphore mp_semaphore;
 
 /* mp_semaphore_new - a semaphore with the given value; bound > 0 makes it
    bounded (BoundedSemaphore): release past bound fails. Returns 0,
-   MP_EINVAL (NULL out, value > bound, value over INT_MAX), MP_ENOINIT,
-   MP_ENOMEM. */
+   MP_EINVAL (NULL out, value > bound, value or bound over INT_MAX),
+   MP_ENOINIT, MP_ENOMEM. */
 MP_API int mp_semaphore_new(mp_semaphore **out, unsigned value, unsigned bound);
 
 /* mp_semaphore_acquire - decrement, waiting at most timeout seconds while
@@ -364,14 +433,21 @@ MP_API int mp_semaphore_acquire(mp_semaphore *s, double timeout);
 MP_API int mp_semaphore_release(mp_semaphore *s);
 
 /* mp_semaphore_value - the current value, or MP_EINVAL. */
-MP_API int mp_semaphore_value(mp_semaphore *s);
+MP_API int mp_semaphore_value(const mp_semaphore *s);
 
+/* mp_semaphore_free, _size, _init_at - free s (NULL: no-op); the bytes a
+   semaphore needs; a semaphore placed in mem, with value and bound as
+   for mp_semaphore_new. _init_at returns 0 or MP_EINVAL (NULL out or
+   mem, too small, misaligned, bad value or bound). */
 MP_API void mp_semaphore_free(mp_semaphore *s);
 MP_API size_t mp_semaphore_size(void);
 MP_API int mp_semaphore_init_at(mp_semaphore **out, void *mem, size_t size,
                                 unsigned value, unsigned bound);
 
-/* mp_condition - waiting for a state guarded by a lock to change. */
+/* mp_condition - waiting for a state guarded by a lock to change.
+
+   Threads and processes: any number may use it at once, holding the lock
+   where a call needs it. Free it only when no thread waits in it. */
 typedef struct mp_condition mp_condition;
 
 /* mp_condition_new - a condition on lock, or on rlock, or (both NULL) on
@@ -381,7 +457,10 @@ typedef struct mp_condition mp_condition;
    MP_ENOINIT, MP_ENOMEM. */
 MP_API int mp_condition_new(mp_condition **out, mp_lock *lock, mp_rlock *rlock);
 
-/* mp_condition_acquire, mp_condition_release - the underlying lock's. */
+/* mp_condition_acquire, mp_condition_release - acquire and release the
+   underlying lock. They return what mp_lock_acquire and mp_lock_release
+   return, or mp_rlock_acquire and mp_rlock_release for a recursive lock
+   (the condition's own included); MP_EINVAL for a non-condition. */
 MP_API int mp_condition_acquire(mp_condition *c, double timeout);
 MP_API int mp_condition_release(mp_condition *c);
 
@@ -412,34 +491,47 @@ MP_API int mp_condition_notify(mp_condition *c, int n);
    MP_EPERM, MP_EINVAL. */
 MP_API int mp_condition_notify_all(mp_condition *c);
 
-/* mp_condition_free - free c (NULL: no-op; see mp_lock_free for one
-   whose own lock another thread holds). */
+/* mp_condition_free, _size, _init_at - free c (NULL: no-op; see
+   mp_lock_free for one whose own lock another thread holds); the bytes a
+   condition needs; a condition placed in mem, on lock, rlock or a lock of
+   its own as for mp_condition_new. _init_at returns 0 or MP_EINVAL (NULL
+   out or mem, too small, misaligned, both locks given, not a lock). */
 MP_API void mp_condition_free(mp_condition *c);
 MP_API size_t mp_condition_size(void);
 MP_API int mp_condition_init_at(mp_condition **out, void *mem, size_t size,
                                 mp_lock *lock, mp_rlock *rlock);
 
-/* mp_event - a flag that threads can wait to be set. */
+/* mp_event - a flag that threads can wait to be set.
+
+   Threads and processes: any number may use it at once. Free it only
+   when no thread waits in it. */
 typedef struct mp_event mp_event;
 
-/* mp_event_new, _set, _clear, _is_set, _free, _size, _init_at. _set wakes
-   every waiter; _is_set returns 1 or 0. Return 0 or MP_EINVAL (MP_ENOINIT,
-   MP_ENOMEM for _new). */
+/* mp_event_new, _set, _clear, _is_set - a new event (not set) in the
+   arena; set the flag, waking every waiter; clear it; read it (1 or 0).
+   They return 0 (_is_set: 1 or 0) or MP_EINVAL (NULL, not an event);
+   _new also MP_ENOINIT, MP_ENOMEM. */
 MP_API int mp_event_new(mp_event **out);
 MP_API int mp_event_set(mp_event *e);
 MP_API int mp_event_clear(mp_event *e);
-MP_API int mp_event_is_set(mp_event *e);
+MP_API int mp_event_is_set(const mp_event *e);
 
 /* mp_event_wait - wait until the flag is set, at most timeout seconds.
    Returns 1 (set: now, or at some moment since the call began), 0 (timed
    out), MP_EINVAL. */
 MP_API int mp_event_wait(mp_event *e, double timeout);
 
+/* mp_event_free, _size, _init_at - free e (NULL: no-op); the bytes an
+   event needs; an event (not set) placed in mem. _init_at returns 0 or
+   MP_EINVAL (NULL out or mem, too small, misaligned). */
 MP_API void mp_event_free(mp_event *e);
 MP_API size_t mp_event_size(void);
 MP_API int mp_event_init_at(mp_event **out, void *mem, size_t size);
 
-/* mp_barrier - parties threads wait for each other, cycle after cycle. */
+/* mp_barrier - parties threads wait for each other, cycle after cycle.
+
+   Threads and processes: any number may use it at once; mp_barrier_free
+   leaves it alone while a thread still waits in it. */
 typedef struct mp_barrier mp_barrier;
 
 /* mp_barrier_opts - options of a barrier; zero or NULL: defaults. */
@@ -454,7 +546,10 @@ typedef struct mp_barrier_opts {
 } mp_barrier_opts;
 
 /* mp_barrier_new - a barrier for parties participants (>= 1). Returns 0,
-   MP_EINVAL, MP_ENOINIT, MP_ENOMEM. */
+   MP_EINVAL (NULL out, parties 0 or over INT_MAX / 2, NaN opts->timeout,
+   an action outside any loaded object), MP_ENAMETOOLONG (the action
+   lives in an object whose path is 1024 bytes or longer), MP_ENOINIT,
+   MP_ENOMEM. */
 MP_API int mp_barrier_new(mp_barrier **out, unsigned parties,
                           const mp_barrier_opts *opts);
 
@@ -463,8 +558,9 @@ MP_API int mp_barrier_new(mp_barrier **out, unsigned parties,
    arrival index, 0 .. parties-1 (each once per cycle), or MP_EBROKEN
    (the barrier is or became broken: aborted, reset while waiting, its
    action failed, another participant timed out or died while waiting),
-      MP_ETIMEDOUT (this call's timeout expired; the barrier is now broken),
-   MP_EINVAL, MP_EDEADLK (called from the barrier's own action). */
+   MP_ETIMEDOUT (this call's timeout expired; the barrier is now broken),
+   MP_EINVAL (NULL, not a barrier, NaN timeout), MP_EDEADLK (called from
+   the barrier's own action). */
 MP_API int mp_barrier_wait(mp_barrier *b, double timeout);
 
 /* mp_barrier_wait_default - mp_barrier_wait with the barrier's own
@@ -473,27 +569,31 @@ MP_API int mp_barrier_wait(mp_barrier *b, double timeout);
 MP_API int mp_barrier_wait_default(mp_barrier *b);
 
 /* mp_barrier_abort - break the barrier: current and future waits return
-      MP_EBROKEN until mp_barrier_reset. Returns 0, MP_EINVAL, MP_EDEADLK
+   MP_EBROKEN until mp_barrier_reset. Returns 0, MP_EINVAL, MP_EDEADLK
    (called from the barrier's own action). */
 MP_API int mp_barrier_abort(mp_barrier *b);
 
 /* mp_barrier_reset - back to the empty, unbroken state; threads waiting
-      now get MP_EBROKEN. Returns 0, MP_EINVAL, MP_EDEADLK (called from the
+   now get MP_EBROKEN. Returns 0, MP_EINVAL, MP_EDEADLK (called from the
    barrier's own action). */
 MP_API int mp_barrier_reset(mp_barrier *b);
 
 /* mp_barrier_n_waiting - participants waiting in the current cycle (0
    when broken), or MP_EINVAL. */
-MP_API int mp_barrier_n_waiting(mp_barrier *b);
+MP_API int mp_barrier_n_waiting(const mp_barrier *b);
 
 /* mp_barrier_broken - 1 if broken, 0 if not, MP_EINVAL. */
-MP_API int mp_barrier_broken(mp_barrier *b);
+MP_API int mp_barrier_broken(const mp_barrier *b);
 
 /* mp_barrier_parties - the number of parties, or MP_EINVAL. */
-MP_API int mp_barrier_parties(mp_barrier *b);
+MP_API int mp_barrier_parties(const mp_barrier *b);
 
-/* mp_barrier_free - free b (NULL: no-op); left alone while a thread
-   still waits in it (see mp_lock_free). */
+/* mp_barrier_free, _size, _init_at - free b (NULL: no-op; left alone
+   while a thread still waits in it, see mp_lock_free); the bytes a
+   barrier for parties needs (0 for parties 0 or over INT_MAX / 2); a
+   barrier placed in mem, with opts as for mp_barrier_new. _init_at
+   returns 0, MP_EINVAL (NULL out or mem, too small, misaligned, bad
+   parties or opts), MP_ENAMETOOLONG (as for mp_barrier_new). */
 MP_API void mp_barrier_free(mp_barrier *b);
 MP_API size_t mp_barrier_size(unsigned parties);
 MP_API int mp_barrier_init_at(mp_barrier **out, void *mem, size_t size,
@@ -507,13 +607,17 @@ MP_API int mp_barrier_init_at(mp_barrier **out, void *mem, size_t size,
    loses (once put returned) or duplicates a message (docs/queue.md).
    ------------------------------------------------------------------------ */
 
-/* mp_queue - a multi-producer, multi-consumer message queue. */
+/* mp_queue - a multi-producer, multi-consumer message queue.
+
+   Threads and processes: any number of producers and consumers at once.
+   mp_queue_free only once nobody uses the queue any more. */
 typedef struct mp_queue mp_queue;
 
 /* mp_queue_opts - options of mp_queue_new; zero or NULL: defaults. */
 typedef struct mp_queue_opts {
     size_t maxsize;  /* messages; 0: bounded only by capacity */
-    size_t capacity; /* bytes of ring; 0: default */
+    size_t capacity; /* bytes of ring, and the most the queue holds,
+                        by-reference blocks included; 0: default */
     int joinable;    /* task_done / join enabled */
 } mp_queue_opts;
 
@@ -525,55 +629,71 @@ MP_API int mp_queue_new(mp_queue **out, const mp_queue_opts *opts);
 
 /* mp_queue_put - copy len bytes into the queue, waiting at most timeout
    seconds for room. A message longer than half the capacity is copied
-   into its own arena block and travels by reference (maxsize still counts
-   it; capacity does not). Returns 0 once the message is in shared memory
-   (a consumer will get it even if this process dies next), MP_EFULL (no
-   room in time), MP_ECLOSED, MP_ENOMEM (arena full, for a large message),
-   MP_EINVAL (NULL q, NULL data with len > 0, NaN timeout). */
+   into its own arena block and travels by reference; its bytes count
+   against the capacity all the same, so one such message at most is in
+   the queue at a time. Returns 0 once the message is in shared memory (a
+   consumer will get it even if this process dies next), MP_EMSGSIZE (len
+   over the capacity less 24 bytes: it could never fit; checked before
+   any wait), MP_EFULL (no room in time, or the producers' lock or the
+   arena's lock held by another thread or process, stopped or slow, until
+   the deadline: with timeout 0, held at all), MP_ECLOSED, MP_ENOMEM
+   (arena full, for a large message), MP_EINVAL (NULL q, NULL data with
+   len > 0, NaN timeout). */
 MP_API int mp_queue_put(mp_queue *q, const void *data, size_t len,
                         double timeout);
 
 /* mp_queue_get - take the oldest message into buf (cap bytes), waiting at
    most timeout seconds for one. Returns its length, MP_EEMPTY (none in
-   time), MP_EMSGSIZE (longer than cap: it stays queued; mp_queue_get_ex
-   says its length), MP_EOF (closed and drained), MP_EINVAL. */
+   time, or the consumers' lock held by another thread or process until
+   the deadline: with timeout 0, held at all), MP_EMSGSIZE (longer than
+   cap: it stays queued; mp_queue_get_ex says its length), MP_EOF (closed
+   and drained), MP_EINVAL (NULL q, NULL buf with cap > 0, NaN
+   timeout). */
 MP_API ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout);
 
-/* mp_queue_get_ex - mp_queue_get that also stores the message's length in
- *need (when not NULL), in particular with MP_EMSGSIZE. */
+/* mp_queue_get_ex - mp_queue_get that also stores the length of the
+   message it found (when need is not NULL), in particular with
+   MP_EMSGSIZE. The codes of mp_queue_get. */
 MP_API ssize_t mp_queue_get_ex(mp_queue *q, void *buf, size_t cap, size_t *need,
                                double timeout);
 
 /* mp_queue_get_alloc - take the oldest message into a malloc'd buffer
    (*out; free() it; a zero-length message gives a 1-byte buffer). Returns
-   its length or the codes of mp_queue_get (MP_ENOMEM: no private memory;
-   the message stays). */
+   its length, MP_EEMPTY, MP_EOF as mp_queue_get, MP_ENOMEM (no private
+   memory: the message stays queued), MP_EINVAL (NULL q or out, NaN
+   timeout). */
 MP_API ssize_t mp_queue_get_alloc(mp_queue *q, void **out, double timeout);
 
 /* mp_queue_put_ref - hand over an arena block (from mp_shared_alloc)
-   holding len bytes, without copying: the queue owns it from then on. The
-   codes of mp_queue_put; on failure the block stays the caller's. */
+   holding len bytes, without copying: the queue owns it from then on, and
+   len bytes count against its capacity. Returns 0, MP_EMSGSIZE,
+   MP_EFULL, MP_ECLOSED as mp_queue_put, or MP_EINVAL (NULL q, block not
+   the start of a live arena block or shorter than len, NaN timeout); on
+   failure the block stays the caller's. */
 MP_API int mp_queue_put_ref(mp_queue *q, void *block, size_t len,
                             double timeout);
 
 /* mp_queue_get_ref - take the oldest message as an arena block (*block;
    the caller frees it with mp_shared_free): without copying when it was
    put by reference or is large; a small message is copied into a new
-   block. Returns its length or the codes of mp_queue_get. */
+   block. Returns its length, MP_EEMPTY, MP_EOF as mp_queue_get,
+   MP_ENOMEM (arena full for the copy: the message stays queued),
+   MP_EINVAL (NULL q or block, NaN timeout). */
 MP_API ssize_t mp_queue_get_ref(mp_queue *q, void **block, double timeout);
 
-/* mp_queue_qsize - the number of messages in the queue (exact at the
-   moment of the call), or MP_EINVAL. */
-MP_API int mp_queue_qsize(mp_queue *q);
+/* mp_queue_qsize - the number of messages in the queue (a snapshot:
+   exact unless puts and gets land while it reads), or MP_EINVAL. */
+MP_API int mp_queue_qsize(const mp_queue *q);
 
 /* mp_queue_empty, mp_queue_full - 1 or 0 (full: maxsize messages in it,
-   or less than 16 bytes of ring left), or MP_EINVAL. */
-MP_API int mp_queue_empty(mp_queue *q);
-MP_API int mp_queue_full(mp_queue *q);
+   or less than 16 bytes of capacity left, by-reference blocks counted),
+   or MP_EINVAL. */
+MP_API int mp_queue_empty(const mp_queue *q);
+MP_API int mp_queue_full(const mp_queue *q);
 
 /* mp_queue_close - no more puts (they return MP_ECLOSED); gets drain what
-   is left, then return MP_EOF. Wakes every waiter. Returns 0 or
-   MP_EINVAL. */
+   is left, then return MP_EOF. Waits for a put under way to end, then
+   wakes every waiter. Returns 0 or MP_EINVAL. */
 MP_API int mp_queue_close(mp_queue *q);
 
 /* mp_queue_task_done - a message taken from a joinable queue has been
@@ -597,21 +717,30 @@ MP_API void mp_queue_free(mp_queue *q);
    children inherit it; use a queue to reach spawn and forkserver children.
    ------------------------------------------------------------------------ */
 
-/* mp_conn - one end of a pipe. */
+/* mp_conn - one end of a pipe.
+
+   Threads: one receiver and one sender at a time per end; not two
+   receivers or two senders. mp_conn_close must not overlap another call
+   on the end. Processes: the same holds across the processes that share
+   its descriptor (fork children). */
 typedef struct mp_conn mp_conn;
 
 /* mp_pipe_new - a connected pair. duplex: both ends send and receive;
    otherwise *a only receives and *b only sends (Python's Pipe(False)
    returns (reader, writer) in that order). Returns 0, MP_EINVAL (NULL),
-   MP_EMFILE, MP_ENOMEM. */
+   MP_EMFILE, MP_ENFILE, MP_ENOMEM, MP_ENOBUFS. */
 MP_API int mp_pipe_new(mp_conn **a, mp_conn **b, int duplex);
 
 /* mp_conn_send - send len bytes as one message, waiting at most timeout
-   seconds for room. Returns 0, MP_ETIMEDOUT (nothing was sent; a send that
-   times out part-way breaks the connection instead, so that the peer never
-   sees a torn message: it gets MP_EOF), MP_EPIPE (the peer is gone, or the
-   connection is broken), MP_EBADF (closed, or a receive-only end),
-   MP_EINVAL. */
+   seconds for room. Returns 0, MP_ETIMEDOUT (no room in time), MP_EPIPE
+   (the peer is gone, or the connection is broken), MP_EBADF (a
+   receive-only end), MP_EINVAL (NULL c, NULL data with len > 0, len over
+   SSIZE_MAX - 8, NaN timeout), MP_ENOMEM or MP_ENOBUFS (kernel memory),
+   MP_EFAULT (data not readable). A send that fails after part of the
+   message went out, MP_ETIMEDOUT included, breaks the connection, so
+   that the peer never sees a torn message: the peer gets MP_EOF once it
+   has read what came before, and every later send on c returns
+   MP_EPIPE. */
 MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len,
                         double timeout);
 
@@ -619,20 +748,30 @@ MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len,
    at most timeout seconds. Returns its length, MP_ETIMEDOUT (a message
    half-received is kept for the next call), MP_EMSGSIZE (longer than cap:
    it stays for the next call; mp_conn_recv_alloc takes it), MP_EOF (the
-   peer closed or died: no more messages), MP_EBADF (closed, send-only
-   end), MP_EINVAL. */
+   peer closed or died: no more messages; one it left unfinished is
+   dropped), MP_EIO (the stream lost its place: a length no sender of
+   this library wrote, as when two processes read one end, or an earlier
+   MP_ENOMEM; every later recv returns MP_EIO too), MP_ENOMEM (a call
+   that stopped part-way through a message could not keep the bytes it
+   had read: the stream is lost), MP_EBADF (a send-only end), MP_EINVAL
+   (NULL c, NULL buf with cap > 0, NaN timeout), MP_EFAULT (buf not
+   writable). */
 MP_API ssize_t mp_conn_recv(mp_conn *c, void *buf, size_t cap, double timeout);
 
 /* mp_conn_recv_alloc - receive the next message into a malloc'd buffer
-   (*out; free() it). The codes of mp_conn_recv, and MP_ENOMEM. */
+   (*out; free() it). Returns its length, or the codes of mp_conn_recv
+   but MP_EMSGSIZE and MP_EFAULT (MP_EINVAL: NULL out); its MP_ENOMEM (no
+   memory for the message) leaves the message for a later call. */
 MP_API ssize_t mp_conn_recv_alloc(mp_conn *c, void **out, double timeout);
 
 /* mp_conn_poll - 1 if a message (or the peer's end) can be received now
-   or within timeout seconds, 0 if not; MP_EBADF, MP_EINVAL. */
-MP_API int mp_conn_poll(mp_conn *c, double timeout);
+   or within timeout seconds, 0 if not; MP_EBADF (a send-only end),
+   MP_EINVAL (NULL, NaN timeout). Also 1 once the stream is lost
+   (mp_conn_recv then returns MP_EIO). */
+MP_API int mp_conn_poll(const mp_conn *c, double timeout);
 
 /* mp_conn_fileno - the descriptor to poll(2) or give to mp_wait;
-   MP_EBADF once closed, MP_EINVAL for NULL. */
+   MP_EINVAL for NULL. (After mp_conn_close, c is gone.) */
 MP_API int mp_conn_fileno(const mp_conn *c);
 
 /* mp_conn_close - close this end and free c (NULL: no-op). The peer
@@ -643,8 +782,9 @@ MP_API int mp_conn_close(mp_conn *c);
    of n descriptors (from mp_conn_fileno or mp_process_sentinel) is ready
    (a connection: a message or its end can be received; a sentinel: the
    process ended), at most timeout seconds. ready[i] is set to 1 or 0 when
-   ready is not NULL. Returns the number ready (0 on time out), MP_EINVAL
-   (NULL fds with n > 0, a negative descriptor, NaN timeout). */
+   ready is not NULL. Safe from any thread. Returns the number ready (0
+   on time out), MP_EINVAL (NULL fds with n > 0, a negative descriptor,
+   NaN timeout, n over RLIMIT_NOFILE), MP_ENOMEM. */
 MP_API int mp_wait(const int *fds, size_t n, int *ready, double timeout);
 
 /* ------------------------------------------------------------------------
@@ -654,7 +794,13 @@ MP_API int mp_wait(const int *fds, size_t n, int *ready, double timeout);
    fails with MP_ETIMEDOUT. Everything else completes (docs/pool.md).
    ------------------------------------------------------------------------ */
 
-/* mp_pool - a pool of worker processes. */
+/* mp_pool - a pool of worker processes.
+
+   Threads: calls on a pool and on its handles may run in several threads
+   at once (each takes the pool's lock), but mp_pool_free must not
+   overlap any other call on the pool or its handles and iterators:
+   terminate, let the other calls return, then free. Processes: only the
+   process that made the pool may use it, not a fork child. */
 typedef struct mp_pool mp_pool;
 
 /* mp_map_fn - a map function: read one item at in, write one result at
@@ -676,15 +822,20 @@ typedef struct mp_pool_opts {
 typedef struct mp_map_opts {
     size_t chunksize; /* 0: automatic */
     int *status;      /* optional, n entries: 0, the item's
-                         error, MP_EWORKERDIED, MP_ETIMEDOUT */
+                         error, MP_EWORKERDIED, MP_ETIMEDOUT,
+                         MP_EBROKEN (not run: the pool was
+                         terminated or broke), MP_ENOENT (the
+                         worker could not find fn) */
 } mp_map_opts;
 
 /* mp_pool_new - start a pool and run the initializer in every worker.
-      Returns 0; MP_ETASK (an initializer returned nonzero),
-   MP_EWORKERDIED (a worker died in it), MP_ETIMEDOUT (initializers still
-   running after 60 s): then no process is left behind;
-   MP_EINVAL (processes < 0 or over 1024, NaN task_timeout), MP_ENOINIT,
-   MP_ENOMEM, or a code of mp_process_start. */
+   Returns 0; MP_ETASK (an initializer returned nonzero), MP_EWORKERDIED
+   (a worker died in it), MP_ETIMEDOUT (initializers still running after
+   60 s): then no process is left behind; MP_EINVAL (NULL out, processes
+   < 0 or over 1024, NaN task_timeout, a bad start method, an initializer
+   outside any loaded object), MP_ENAMETOOLONG (the initializer lives in
+   an object whose path is 1024 bytes or longer), MP_ENOINIT, MP_ENOMEM,
+   or a code of mp_process_start. */
 MP_API int mp_pool_new(mp_pool **out, const mp_pool_opts *opts);
 
 /* mp_pool_map - out[i] = fn(in[i]) for the n items of in_size bytes
@@ -692,15 +843,24 @@ MP_API int mp_pool_new(mp_pool **out, const mp_pool_opts *opts);
    items (0: automatic, guided: large chunks first, smaller ones at the
    end). Arrays in the arena are used in place; others are copied through
    shared memory. Returns 0 when every item succeeded; else, for the failing
-   item of lowest index, MP_ETASK (its function returned nonzero),
-   MP_EWORKERDIED or MP_ETIMEDOUT; negative MP_E* for errors of the call
-   itself (MP_EINVAL, MP_ECLOSED: pool closed, MP_EBROKEN: workers keep
-   dying before doing any work, MP_ENOMEM). */
+   item of lowest index, MP_ETASK (its function returned nonzero, or the
+   worker could not find fn), MP_EWORKERDIED, MP_ETIMEDOUT or MP_EBROKEN
+   (not run: another thread terminated the pool, or it broke); or an
+   error of the call itself: MP_EINVAL (NULL pool or fn, NULL in or out
+   with n > 0 and a size, n times a size over SIZE_MAX, fn outside any
+   loaded object), MP_ECLOSED (pool closed), MP_EBROKEN (workers keep
+   dying before doing any work), MP_ENAMETOOLONG (fn lives in an object
+   whose path is 1024 bytes or longer), MP_ENOMEM (memory, arena, or a
+   65th distinct function: a pool takes 64 at most). */
 MP_API int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in,
                        size_t in_size, void *out, size_t out_size, size_t n,
                        const mp_map_opts *mopts);
 
-/* mp_async - the handle of an asynchronous map or apply. */
+/* mp_async - the handle of an asynchronous map or apply.
+
+   Threads: one thread at a time per handle (two in mp_async_get could
+   both take one result); different handles of a pool may be used in
+   different threads at once. */
 typedef struct mp_async mp_async;
 
 /* mp_pool_map_async - mp_pool_map without waiting: in, out and
@@ -713,7 +873,10 @@ MP_API int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
                              size_t n, const mp_map_opts *mopts,
                              mp_async **out_async);
 
-/* mp_result - where an apply function leaves its result. */
+/* mp_result - where an apply function leaves its result.
+
+   Threads: valid only in the apply function it is given to, in the
+   worker, while that function runs. */
 typedef struct mp_result mp_result;
 
 /* mp_result_set - in an apply function: the len bytes at data are its
@@ -726,14 +889,17 @@ MP_API int mp_result_set(mp_result *res, const void *data, size_t len);
 typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_result *res);
 
 /* mp_pool_apply_async - run fn on a copy of the len bytes at arg in some
-   worker. Returns 0 and *out, MP_EINVAL, MP_ECLOSED, MP_EBROKEN,
-   MP_ENOMEM. */
+   worker. Returns 0 and *out, MP_EINVAL (NULL pool, fn or out, NULL arg
+   with len > 0, fn outside any loaded object), MP_ECLOSED, MP_EBROKEN,
+   MP_ENAMETOOLONG, MP_ENOMEM (as for mp_pool_map). */
 MP_API int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
                                size_t len, mp_async **out);
 
 /* mp_pool_apply - apply_async and get: *result is a malloc'd copy of the
    result (free() it; NULL when empty), *result_len its length (both may
-   be NULL). Returns the codes of mp_async_get. */
+   be NULL). Returns the codes of mp_pool_apply_async, or the outcome as
+   mp_async_get gives it: 0, MP_ETASK, MP_EWORKERDIED, MP_ETIMEDOUT,
+   MP_EBROKEN, MP_ENOMEM (never MP_EBUSY: it waits for the end). */
 MP_API int mp_pool_apply(mp_pool *pool, mp_apply_fn fn, const void *arg,
                          size_t len, void **result, size_t *result_len);
 
@@ -755,18 +921,23 @@ MP_API int mp_async_successful(mp_async *a);
    again), MP_ETASK (the function returned nonzero: mp_async_error says
    what), MP_EWORKERDIED (mp_async_signal says which signal),
    MP_ETIMEDOUT (the task ran past task_timeout and was killed),
-   MP_EBROKEN (the pool was terminated or broke first), MP_EINVAL. For a
-   map_async: the return value of mp_pool_map. */
+   MP_EBROKEN (the pool was terminated or broke first), MP_ENOMEM (no
+   memory for the copy of the result, which is lost), MP_EINVAL (not a
+   handle, NaN timeout). For a map_async: MP_EBUSY, MP_EINVAL, or the
+   outcome that mp_pool_map would return. */
 MP_API int mp_async_get(mp_async *a, void **result, size_t *len,
                         double timeout);
 
-/* mp_async_error - the value the task function returned (nonzero when
-   mp_async_get says MP_ETASK), 0 otherwise or before ready; MP_EINVAL. */
+/* mp_async_error - for an apply, the value the task function returned
+   (nonzero when mp_async_get says MP_ETASK), or MP_ENOENT when the worker
+   could not find the function; 0 otherwise, before ready, and for a map
+   (its status array tells); MP_EINVAL. */
 MP_API int mp_async_error(mp_async *a);
 
 /* mp_async_signal - the signal that ended the worker of a task that
-   failed with MP_EWORKERDIED (the first such item of a map), 0 if none;
-   MP_EINVAL. */
+   failed with MP_EWORKERDIED (SIGKILL with MP_ETIMEDOUT; for a map, of
+   the first such death seen), 0 if none (also for a worker that exited
+   without a signal); MP_EINVAL. */
 MP_API int mp_async_signal(mp_async *a);
 
 /* mp_async_free - release the handle. A task not yet done goes on; its
@@ -798,24 +969,34 @@ typedef struct mp_imap_opts {
     void *gen_ctx;
 } mp_imap_opts;
 
-/* mp_imap - an iterator over the results of an imap. */
+/* mp_imap - an iterator over the results of an imap.
+
+   Threads: one thread at a time per iterator (the generator runs in the
+   thread that calls mp_pool_imap or mp_imap_next); different iterators
+   may be used in different threads at once. */
 typedef struct mp_imap mp_imap;
 
 /* mp_pool_imap - lazy map over n items of in (or, with opts->gen, over
    what the generator yields; n is then ignored): items are read and
    dispatched as results are taken, never more than the window at once.
-   Returns 0 and *it, MP_EINVAL, MP_ECLOSED, MP_EBROKEN, MP_ENOMEM. */
+   Returns 0 and *it, MP_EINVAL (NULL pool, fn or it, NULL in without a
+   generator and n > 0, chunksize or window too large, fn outside any
+   loaded object), MP_ECLOSED, MP_EBROKEN, MP_ENAMETOOLONG, MP_ENOMEM (as
+   for mp_pool_map). */
 MP_API int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in,
                         size_t in_size, size_t out_size, size_t n,
                         const mp_imap_opts *opts, mp_imap **it);
 
 /* mp_imap_next - the next result into out (out_size bytes) and its input
    index into *index (may be NULL), waiting at most timeout seconds.
-      Returns 0; MP_EOF (no more); MP_EBUSY (none ready in time); an item's
-   failure (MP_ETASK, MP_EWORKERDIED, MP_ETIMEDOUT, MP_EBROKEN: the pool
-   was terminated), with *index set and out untouched; once, after the
+   Returns 0; MP_EOF (no more); MP_EBUSY (none ready in time); an item's
+   failure (MP_ETASK: its function returned nonzero or could not be
+   found; MP_EWORKERDIED, MP_ETIMEDOUT, MP_EBROKEN: the pool was
+   terminated; an item function that itself returns one of these three
+   is reported as it), with *index set and out untouched; once, after the
    last result, why the input stopped early (MP_ECLOSED: the pool was
-   closed, MP_EBROKEN: freed or broken, MP_ENOMEM); MP_EINVAL. */
+   closed, MP_EBROKEN: freed or broken, MP_ENOMEM); MP_EINVAL (not an
+   iterator, NaN timeout). */
 MP_API int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout);
 
 /* mp_imap_free - stop: items not yet taken are dropped (NULL: no-op). */
@@ -835,7 +1016,9 @@ MP_API int mp_pool_terminate(mp_pool *pool);
 MP_API int mp_pool_join(mp_pool *pool, double timeout);
 
 /* mp_pool_free - terminate if still running, reap, release (NULL:
-   no-op). */
+   no-op). It must not overlap any other call on the pool or its handles
+   (see mp_pool); handles and iterators kept after it are ready, their
+   work not done failed with MP_EBROKEN. */
 MP_API void mp_pool_free(mp_pool *pool);
 
 /* mp_pool_stats - counters of a pool, filled by the call of the same

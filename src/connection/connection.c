@@ -299,7 +299,7 @@ static ssize_t rx_direct(mp_conn *c, void *buf, uint64_t dl)
 }
 
 /* The checks every receiving call starts with; computes the deadline. */
-static int rx_check(mp_conn *c, int bad_arg, double timeout, uint64_t *dl)
+static int rx_check(const mp_conn *c, int bad_arg, double timeout, uint64_t *dl)
 {
     if (c == NULL || bad_arg)
         return MP_EINVAL;
@@ -353,7 +353,7 @@ ssize_t mp_conn_recv_alloc(mp_conn *c, void **out, double timeout)
     return (ssize_t)len;
 }
 
-int mp_conn_poll(mp_conn *c, double timeout)
+int mp_conn_poll(const mp_conn *c, double timeout)
 {
     uint64_t dl;
     int r = rx_check(c, 0, timeout, &dl);

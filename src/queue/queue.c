@@ -558,7 +558,7 @@ ssize_t mp_queue_get_ref(mp_queue *q, void **block, double timeout)
     return take(q, TAKE_REF, NULL, 0, block, NULL, dl);
 }
 
-int mp_queue_qsize(mp_queue *q)
+int mp_queue_qsize(const mp_queue *q)
 {
     if (!ok(q))
         return MP_EINVAL;
@@ -581,13 +581,13 @@ int mp_queue_qsize(mp_queue *q)
     return (int)n;
 }
 
-int mp_queue_empty(mp_queue *q)
+int mp_queue_empty(const mp_queue *q)
 {
     int n = mp_queue_qsize(q);
     return n < 0 ? n : n == 0;
 }
 
-int mp_queue_full(mp_queue *q)
+int mp_queue_full(const mp_queue *q)
 {
     if (!ok(q))
         return MP_EINVAL;

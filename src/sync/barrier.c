@@ -299,21 +299,21 @@ int mp_barrier_reset(mp_barrier *b)
     return 0;
 }
 
-int mp_barrier_n_waiting(mp_barrier *b)
+int mp_barrier_n_waiting(const mp_barrier *b)
 {
     if (!ok(b))
         return MP_EINVAL;
     return b->broken ? 0 : (int)__atomic_load_n(&b->count, __ATOMIC_RELAXED);
 }
 
-int mp_barrier_broken(mp_barrier *b)
+int mp_barrier_broken(const mp_barrier *b)
 {
     if (!ok(b))
         return MP_EINVAL;
     return (int)__atomic_load_n(&b->broken, __ATOMIC_RELAXED);
 }
 
-int mp_barrier_parties(mp_barrier *b)
+int mp_barrier_parties(const mp_barrier *b)
 {
     return ok(b) ? (int)b->parties : MP_EINVAL;
 }

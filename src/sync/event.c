@@ -77,7 +77,7 @@ int mp_event_clear(mp_event *e)
     return 0;
 }
 
-int mp_event_is_set(mp_event *e)
+int mp_event_is_set(const mp_event *e)
 {
     if (!ok(e))
         return MP_EINVAL;

@@ -86,7 +86,7 @@ int mp_lock_release(mp_lock *l)
     return mp__rmutex_unlock(&l->m);
 }
 
-int mp_lock_locked(mp_lock *l)
+int mp_lock_locked(const mp_lock *l)
 {
     if (!lock_ok(l))
         return MP_EINVAL;

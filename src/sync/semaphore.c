@@ -130,7 +130,7 @@ int mp_semaphore_release(mp_semaphore *s)
     return 0;
 }
 
-int mp_semaphore_value(mp_semaphore *s)
+int mp_semaphore_value(const mp_semaphore *s)
 {
     if (!ok(s))
         return MP_EINVAL;
