@@ -196,12 +196,15 @@ static void drain_deferred(struct arena_hdr *a)
     }
 }
 
-/* Take the allocator lock, waiting at most until dl; repair after a dead
-   holder, then free what others deferred. Returns 0, MP_ETIMEDOUT, or
-   the lock's error. */
-static int lock_until(struct arena_hdr *a, uint64_t dl)
+/* Take the allocator lock, waiting at most until dl (try: not at all;
+   else with the lock grace of core.h); repair after a dead holder, then
+   free what others deferred. Returns 0, MP_ETIMEDOUT, or the lock's
+   error. */
+static int lock_until(struct arena_hdr *a, uint64_t dl, int try)
 {
-    int r = mp__rmutex_lock(&a->lock, dl);
+    int r = mp__rmutex_lock(&a->lock, 0);
+    if (r == MP_ETIMEDOUT && !try)
+        r = mp__rmutex_lock(&a->lock, mp__lock_deadline(dl));
     if (r == MP_EOWNERDEAD) {
         recover(a);
         r = 0;
@@ -213,7 +216,7 @@ static int lock_until(struct arena_hdr *a, uint64_t dl)
 
 static int lock(struct arena_hdr *a)
 {
-    return lock_until(a, MP__NO_DEADLINE);
+    return lock_until(a, MP__NO_DEADLINE, 0);
 }
 
 static void unlock(struct arena_hdr *a)
@@ -366,7 +369,7 @@ void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err)
     uint64_t need = ((uint64_t)size + 16 + 15) & ~(uint64_t)15;
     if (need < BLK_MIN)
         need = BLK_MIN;
-    int r = lock_until(a, dl);
+    int r = lock_until(a, dl, 0);
     if (r != 0) {
         *err = r == MP_ETIMEDOUT ? MP_ETIMEDOUT : MP_ENOMEM;
         return NULL;
@@ -448,7 +451,7 @@ void mp_shared_free(void *ptr)
     uint64_t off = mp__arena_off(ptr) - 16;
     if ((off & 15) != 0 || off < a->heap_start)
         return;
-    if (lock_until(a, 0) != 0) {
+    if (lock_until(a, 0, 1) != 0) {
         defer_free(a, off);
         return;
     }

@@ -49,6 +49,22 @@ int mp__new_lifeline(void);
    Computed once at a call's entry and used by every step. */
 int mp__deadline(double timeout, uint64_t *dl);
 
+/* MP__LOCK_GRACE_NS - the least a call waits for an internal lock that
+   another process holds, whatever its timeout: holders keep one for a
+   copy, so a call with timeout 0 must not fail because another took it
+   a moment ago (or was preempted holding it); a stopped holder costs the
+   call no more than this past its timeout. */
+#define MP__LOCK_GRACE_NS 20000000u
+
+/* mp__lock_deadline - the deadline for an internal lock wait of a call
+   whose own deadline is dl: dl, but at least MP__LOCK_GRACE_NS from now.
+   Read the clock only once the lock was found taken. */
+static inline uint64_t mp__lock_deadline(uint64_t dl)
+{
+    uint64_t grace = mp__now_ns() + MP__LOCK_GRACE_NS;
+    return dl > grace ? dl : grace;
+}
+
 /* ---- the family arena --------------------------------------------------
  */
 

@@ -202,7 +202,9 @@ static void settle(struct acct *a, uint64_t *word, uint64_t *counter)
 static int qlock(mp_queue *q, int producers, uint64_t dl)
 {
     mp__rmutex *m = producers ? &q->plock : &q->clock;
-    int r = mp__rmutex_lock(m, dl);
+    int r = mp__rmutex_lock(m, 0);
+    if (r == MP_ETIMEDOUT)
+        r = mp__rmutex_lock(m, mp__lock_deadline(dl));
     if (r == MP_EOWNERDEAD) {
         if (producers)
             settle(&q->pacct, &q->head, &q->ref_in);
@@ -465,9 +467,11 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
         } else if (r.kind == K_REF) {
             block = (void *)src; /* handed over as it is */
         } else {
-            block = mp__arena_alloc(len ? len : 1, 16);
+            int err;
+            block = mp__arena_alloc_until(len ? len : 1, 16, dl, &err);
             if (block == NULL)
-                return give_up(q, skipped, MP_ENOMEM);
+                return give_up(q, skipped,
+                               err == MP_ETIMEDOUT ? MP_EEMPTY : MP_ENOMEM);
             memcpy(block, src, len);
         }
         HOOK(MP__QG_COPIED);
