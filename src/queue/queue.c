@@ -636,6 +636,7 @@ int mp_queue_task_done(mp_queue *q)
             return MP_ERANGE;
     } while (!__atomic_compare_exchange_n(&q->done, &d, d + 1, 1,
                                           __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE));
+    HOOK(MP__QT_COUNTED);
     if (unfinished(q, d + 1) == 0 &&
         __atomic_exchange_n(&q->join_sleep, 0, __ATOMIC_SEQ_CST))
         mp__futex_wake(&q->done, INT_MAX);

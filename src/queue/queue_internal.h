@@ -14,7 +14,8 @@ enum mp__queue_step {
     MP__QG_SKIPPED,    /* get: a wrap marker skipped and committed */
     MP__QG_COPIED,     /* get: message copied out, not committed */
     MP__QG_COMMITTED,  /* get: tail committed, lock still held */
-    MP__QG_UNLOCKED    /* get: lock released, large block not yet freed */
+    MP__QG_UNLOCKED,   /* get: lock released, large block not yet freed */
+    MP__QT_COUNTED     /* task_done: counted, joiners not yet woken */
 };
 
 /* mp__queue_fault_hook - when set (tests only), called at every step. */

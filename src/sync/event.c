@@ -64,6 +64,7 @@ int mp_event_set(mp_event *e)
             return 0;
     } while (!__atomic_compare_exchange_n(&e->word, &v, (v + 2) | 1, 1,
                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    MP__SYNC_HOOK(MP__SYNC_EVENT_SET);
     if (__atomic_load_n(&e->waiters, __ATOMIC_SEQ_CST) != 0)
         mp__futex_wake(&e->word, INT_MAX);
     return 0;

@@ -125,6 +125,7 @@ int mp_semaphore_release(mp_semaphore *s)
             return MP_EOVERFLOW;
     } while (!__atomic_compare_exchange_n(&s->value, &v, v + 1, 1,
                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    MP__SYNC_HOOK(MP__SYNC_SEM_RELEASED);
     if (__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST) != 0)
         mp__futex_wake(&s->value, 1);
     return 0;

@@ -2,6 +2,8 @@
    synchronization primitives. */
 #include "sync_internal.h"
 
+void (*mp__sync_fault_hook)(int step);
+
 void *mp__sync_new(size_t size, int *err)
 {
     int r = mp__require_init();

@@ -59,4 +59,21 @@ void mp__sync_free(void *obj, uint32_t *magic, uint32_t flags);
 uint32_t mp__rlock_release_all(struct mp_rlock *l);
 void mp__rlock_restore(struct mp_rlock *l, uint32_t depth);
 
+/* mp__sync_step - the points where a test may kill a releaser or setter:
+   after its store, before its wake-up call. */
+enum mp__sync_step {
+    MP__SYNC_SEM_RELEASED = 1, /* semaphore: value raised, none woken */
+    MP__SYNC_EVENT_SET         /* event: flag set, none woken */
+};
+
+/* mp__sync_fault_hook - when set (tests only), called at every step. */
+extern void (*mp__sync_fault_hook)(int step);
+
+/* MP__SYNC_HOOK - call the fault hook, if any, at step. */
+#define MP__SYNC_HOOK(step)                                                    \
+    do {                                                                       \
+        if (__builtin_expect(mp__sync_fault_hook != NULL, 0))                  \
+            mp__sync_fault_hook(step);                                         \
+    } while (0)
+
 #endif /* MP_SYNC_INTERNAL_H */
