@@ -431,8 +431,10 @@ void mp_process_free(mp_process *p)
 {
     if (p == NULL || p->is_self)
         return;
+    /* Detach unless it is known to have ended: a wait that failed (no
+       memory for poll) says nothing about a running child. */
     if (p->state == MP__P_RUNNING && p->owner == mp__getpid() &&
-        poll_end(p) == 0) {
+        poll_end(p) != 1) {
         pthread_mutex_lock(&children_mu);
         p->detached = 1;
         pthread_mutex_unlock(&children_mu);
