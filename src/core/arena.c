@@ -71,11 +71,7 @@ struct arena_hdr {
 
 void (*mp__arena_fault_hook)(int step);
 
-#define HOOK(n)                                                                \
-    do {                                                                       \
-        if (__builtin_expect(mp__arena_fault_hook != NULL, 0))                 \
-            mp__arena_fault_hook(n);                                           \
-    } while (0)
+#define HOOK(step) MP__FAULT_HOOK(mp__arena_fault_hook, step)
 
 static inline struct arena_hdr *H(void)
 {

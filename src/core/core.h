@@ -37,6 +37,15 @@ int mp__require_init(void);
    (a child's own, for its own children). Returns 0 or a negative errno. */
 int mp__new_lifeline(void);
 
+/* MP__FAULT_HOOK - call the test hook function pointer hook, if a test
+   set one, at step: the named points where tests kill or stop a process
+   (arena, queue, sync). Free when no test set it. */
+#define MP__FAULT_HOOK(hook, step)                                             \
+    do {                                                                       \
+        if (__builtin_expect((hook) != NULL, 0))                               \
+            (hook)(step);                                                      \
+    } while (0)
+
 /* ---- deadlines ---------------------------------------------------------
  */
 

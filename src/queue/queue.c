@@ -120,11 +120,7 @@ _Static_assert(sizeof(struct mp_queue) == 8 * 64, "one line per role");
 
 void (*mp__queue_fault_hook)(int step);
 
-#define HOOK(step)                                                             \
-    do {                                                                       \
-        if (__builtin_expect(mp__queue_fault_hook != NULL, 0))                 \
-            mp__queue_fault_hook(step);                                        \
-    } while (0)
+#define HOOK(step) MP__FAULT_HOOK(mp__queue_fault_hook, step)
 
 static int ok(const mp_queue *q)
 {

@@ -70,10 +70,6 @@ enum mp__sync_step {
 extern void (*mp__sync_fault_hook)(int step);
 
 /* MP__SYNC_HOOK - call the fault hook, if any, at step. */
-#define MP__SYNC_HOOK(step)                                                    \
-    do {                                                                       \
-        if (__builtin_expect(mp__sync_fault_hook != NULL, 0))                  \
-            mp__sync_fault_hook(step);                                         \
-    } while (0)
+#define MP__SYNC_HOOK(step) MP__FAULT_HOOK(mp__sync_fault_hook, step)
 
 #endif /* MP_SYNC_INTERNAL_H */
