@@ -15,7 +15,7 @@
 
 /* After this many workers in a row die before doing any work (crashing
    initializer, something killing them), the pool stops replacing them. */
-#define STORM_LIMIT 1000000
+#define STORM_LIMIT 8
 
 /* How long an initializer may take at mp_pool_new. */
 #define INIT_WAIT_NS 60000000000ull
@@ -63,8 +63,6 @@ static int start_worker(mp_pool *pool, int w)
     s->pid = 0;
     s->job = 0;
     s->scan = UINT64_MAX;
-    memset(s->pad2, 0, 16);
-    pool->dbg_start[w] = mp__now_ns();
     struct mp__worker_arg a = {mp__arena_off(pool->b), (uint32_t)w};
     char name[32];
     snprintf(name, sizeof name, "PoolWorker-%d", w + 1);
@@ -283,19 +281,6 @@ static void on_end(mp_pool *pool, int w)
     } else {
         worked = settle_death(pool, w, code);
     }
-    uint64_t te, tr;
-    memcpy(&te, s->pad2, 8);
-    memcpy(&tr, s->pad2 + 8, 8);
-    if (getenv("MPDBG"))
-        fprintf(stderr,
-                "DBG entry_us=%lld ready_us=%lld end w=%d code=%d state=%u worked=%d tasks=%u job=%llx "
-                "chunk=%llu item=%lld storm=%d age_us=%llu\n",
-                te ? (long long)(te - pool->dbg_start[w]) / 1000 : -1LL,
-                tr ? (long long)(tr - pool->dbg_start[w]) / 1000 : -1LL,
-                w, code, state, worked, s->tasks, (unsigned long long)s->job,
-                (unsigned long long)s->chunk, (long long)s->item, pool->storm,
-                (unsigned long long)((mp__now_ns() - pool->dbg_start[w]) /
-                                     1000));
     s->job = 0;
     s->item = UINT64_MAX;
     __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_RELEASE);
@@ -304,8 +289,6 @@ static void on_end(mp_pool *pool, int w)
         pool->storm = 0;
     else if (worked == 0)
         pool->storm++;
-    if (pool->storm == 8)
-        fprintf(stderr, "WOULD_STORM\n");
     if (pool->storm >= STORM_LIMIT && !pool->broken) {
         pool->broken = 1;
         kill_all(pool);

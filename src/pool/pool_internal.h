@@ -238,7 +238,6 @@ struct mp_pool {
     int storm;               /* consecutive workers dead before any work */
     pthread_mutex_t mu;      /* guards all of the parent's side */
     mp_process **workers;    /* by slot; NULL: none */
-    uint64_t dbg_start[8];
     int *killed_for_timeout; /* by slot: the parent killed it */
     void *fns[MP__POOL_FNS]; /* function table, parent's addresses */
     uint64_t reaped;         /* ring index up to which jobs were freed */

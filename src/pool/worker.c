@@ -219,7 +219,6 @@ int mp__pool_worker(void *arg)
     struct mp__board *b = mp__arena_ptr(wa->board_off);
     uint32_t me = wa->index;
     struct mp__wslot *s = &b->slots[me];
-    { uint64_t t = mp__now_ns(); memcpy(s->pad2, &t, 8); }
     /* Held all our life: the kernel tells the parent when we end. */
     mp__rmutex_lock(&s->life, MP__NO_DEADLINE);
     s->tasks = 0;
@@ -243,7 +242,6 @@ int mp__pool_worker(void *arg)
             return 1;
         }
     }
-    { uint64_t t = mp__now_ns(); memcpy(s->pad2 + 8, &t, 8); }
     __atomic_store_n(&s->state, MP__W_READY, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
         struct mp__job *j;
