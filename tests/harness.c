@@ -314,11 +314,13 @@ int main(int argc, char **argv)
        not a leak of the test. */
     mp__forkserver_stop();
     int leaks = 0;
+    /* Children the test ended may still be on their way out: 2 s,
+       scaled. */
     for (int i = 0; i < 200 && count_children(0) > 0; i++) {
         reap_zombies();
         if (count_children(0) == 0)
             break;
-        usleep(10000);
+        mp_test_sleep(MP_T(0.01));
     }
     if (count_children(0) > 0) {
         leaks++;

@@ -63,14 +63,14 @@ static int filled(const unsigned char *p, size_t n, uint32_t seed)
 /* Send a string (without its NUL); fails the test on error. */
 static void send_str(mp_conn *c, const char *s)
 {
-    mp_ck_code(mp_conn_send(c, s, strlen(s), 5), 0);
+    mp_ck_code(mp_conn_send(c, s, strlen(s), MP_T(5)), 0);
 }
 
 /* Receive a message and compare it with s; fails the test otherwise. */
 static void recv_str(mp_conn *c, const char *s)
 {
     char buf[256];
-    ssize_t n = mp_conn_recv(c, buf, sizeof buf, 5);
+    ssize_t n = mp_conn_recv(c, buf, sizeof buf, MP_T(5));
     ck_assert_int_eq(n, (ssize_t)strlen(s));
     ck_assert_int_eq(memcmp(buf, s, (size_t)n), 0);
 }
@@ -100,12 +100,12 @@ static int child_echo(void *arg)
     mp_conn_close(c[0]);
     for (;;) {
         void *m;
-        ssize_t n = mp_conn_recv_alloc(c[1], &m, 30);
+        ssize_t n = mp_conn_recv_alloc(c[1], &m, MP_T(30));
         if (n == MP_EOF)
             break;
         if (n < 0)
             return 10;
-        int r = mp_conn_send(c[1], m, (size_t)n, 30);
+        int r = mp_conn_send(c[1], m, (size_t)n, MP_T(30));
         free(m);
         if (r != 0)
             return 11;
@@ -126,15 +126,15 @@ MP_TEST(duplex_both_ways)
     mp_ck_code(mp_conn_send(c[0], "", 0, 0), 0);
     mp_ck_code(mp_conn_send(c[0], NULL, 0, 0), 0);
     char buf[8];
-    ck_assert_int_eq(mp_conn_recv(c[1], buf, sizeof buf, 1), 0);
-    ck_assert_int_eq(mp_conn_recv(c[1], NULL, 0, 1), 0);
+    ck_assert_int_eq(mp_conn_recv(c[1], buf, sizeof buf, MP_T(1)), 0);
+    ck_assert_int_eq(mp_conn_recv(c[1], NULL, 0, MP_T(1)), 0);
 
     /* Through a fork child that echoes, as test_connection. */
     mp_process *p = mp_test_start(child_echo, c, 0, MP_START_FORK);
     mp_conn_close(c[1]);
     const char *msgs[] = {"a", "", "some longer message \x01\x02\x00x", "last"};
     for (int i = 0; i < 4; i++) {
-        mp_ck_code(mp_conn_send(c[0], msgs[i], strlen(msgs[i]), 5), 0);
+        mp_ck_code(mp_conn_send(c[0], msgs[i], strlen(msgs[i]), MP_T(5)), 0);
         recv_str(c[0], msgs[i]);
     }
     /* Pipelined: several in flight, echoed in order. */
@@ -143,7 +143,7 @@ MP_TEST(duplex_both_ways)
     for (int i = 0; i < 4; i++)
         recv_str(c[0], msgs[i]);
     mp_conn_close(c[0]);
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
 }
 
 /* A child that sends "late" on c[1] after 0.2 s, then closes it. */
@@ -151,8 +151,8 @@ static int child_late(void *arg)
 {
     mp_conn **c = arg;
     mp_conn_close(c[0]);
-    mp_test_sleep(0.2);
-    int r = mp_conn_send(c[1], "late", 4, 10);
+    mp_test_sleep(MP_T(0.2)); /* the parent waits for it by then */
+    int r = mp_conn_send(c[1], "late", 4, MP_T(10));
     mp_conn_close(c[1]);
     return r == 0 ? 0 : 40;
 }
@@ -178,8 +178,8 @@ MP_TEST(one_way_direction)
     mp_process *p = mp_test_start(child_late, c, 0, MP_START_FORK);
     mp_conn_close(w);
     recv_str(r, "late");
-    mp_ck_code(mp_conn_recv(r, buf, sizeof buf, 5), MP_EOF);
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    mp_ck_code(mp_conn_recv(r, buf, sizeof buf, MP_T(5)), MP_EOF);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     mp_conn_close(r);
 }
 
@@ -262,18 +262,18 @@ static int child_fifo(void *arg)
     uint64_t summary[2] = {0, 14695981039346656037u};
     int bad = 0;
     for (uint32_t k = 0; k < FIFO_N; k++) {
-        ssize_t n = mp_conn_recv(in, buf, FIFO_MAX, 30);
+        ssize_t n = mp_conn_recv(in, buf, FIFO_MAX, MP_T(30));
         if (n < 0)
             return 20;
         uint32_t i = (uint32_t)summary[0]++;
         bad += !fifo_ok(buf, (size_t)n, i);
         summary[1] = fifo_sum(summary[1], i, (size_t)n);
-        if (mp_conn_send(out, buf, (size_t)n, 30) != 0)
+        if (mp_conn_send(out, buf, (size_t)n, MP_T(30)) != 0)
             return 21;
     }
-    if (mp_conn_send(out, summary, sizeof summary, 30) != 0)
+    if (mp_conn_send(out, summary, sizeof summary, MP_T(30)) != 0)
         return 22;
-    if (!f->duplex && mp_conn_recv(in, buf, FIFO_MAX, 30) != MP_EOF)
+    if (!f->duplex && mp_conn_recv(in, buf, FIFO_MAX, MP_T(30)) != MP_EOF)
         return 24;
     free(buf);
     mp_conn_close(in);
@@ -291,7 +291,7 @@ static void *fifo_sender(void *arg)
     intptr_t failed = 0;
     for (uint32_t i = 0; i < FIFO_N && !failed; i++) {
         fifo_make(buf, i);
-        failed = mp_conn_send(c, buf, fifo_len(i), 30) != 0;
+        failed = mp_conn_send(c, buf, fifo_len(i), MP_T(30)) != 0;
     }
     free(buf);
     mp_conn_close(c);
@@ -301,7 +301,7 @@ static void *fifo_sender(void *arg)
 /* Receive and check echo i; 1 if it is right. */
 static int fifo_take(mp_conn *c, unsigned char *buf, uint32_t i, uint64_t *sum)
 {
-    ssize_t n = mp_conn_recv(c, buf, FIFO_MAX, 30);
+    ssize_t n = mp_conn_recv(c, buf, FIFO_MAX, MP_T(30));
     if (n < 0)
         return 0;
     *sum = fifo_sum(*sum, i, (size_t)n);
@@ -332,7 +332,7 @@ MP_TEST(fifo_order_through_child)
             /* One object per thread: ping-pong from this one. */
             for (uint32_t i = 0; i < FIFO_N; i++) {
                 fifo_make(buf, i);
-                if (mp_conn_send(f.c[0], buf, fifo_len(i), 30) != 0)
+                if (mp_conn_send(f.c[0], buf, fifo_len(i), MP_T(30)) != 0)
                     bad++;
                 bad += !fifo_take(f.c[3], buf, i, &sum);
             }
@@ -348,17 +348,18 @@ MP_TEST(fifo_order_through_child)
         }
         ck_assert_int_eq(bad, 0);
         uint64_t summary[2];
-        ck_assert_int_eq(mp_conn_recv(f.c[3], summary, sizeof summary, 30),
-                         sizeof summary);
+        ck_assert_int_eq(
+            mp_conn_recv(f.c[3], summary, sizeof summary, MP_T(30)),
+            sizeof summary);
         ck_assert_uint_eq(summary[0], FIFO_N);
         ck_assert(summary[1] == sum);
         /* The child closed its ends: the end of the stream. */
-        mp_ck_code(mp_conn_recv(f.c[3], buf, FIFO_MAX, 30), MP_EOF);
+        mp_ck_code(mp_conn_recv(f.c[3], buf, FIFO_MAX, MP_T(30)), MP_EOF);
         if (!duplex)
             mp_conn_close(f.c[3]);
         else
             mp_conn_close(f.c[0]);
-        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     }
     free(buf);
 }
@@ -384,12 +385,12 @@ static int child_big(void *arg)
     if (!b->duplex)
         mp_conn_close(b->c[3]);
     void *m;
-    ssize_t n = mp_conn_recv_alloc(b->c[1], &m, 60);
+    ssize_t n = mp_conn_recv_alloc(b->c[1], &m, MP_T(60));
     if (n != (ssize_t)BIG)
         return 30;
     if (!filled(m, BIG, 16))
         return 31;
-    if (mp_conn_send(b->c[2], m, BIG, 60) != 0)
+    if (mp_conn_send(b->c[2], m, BIG, MP_T(60)) != 0)
         return 32;
     free(m);
     mp_conn_close(b->c[1]);
@@ -417,12 +418,12 @@ MP_TEST(message_of_16_mib)
         if (!duplex)
             mp_conn_close(b.c[2]);
         /* Far more than a socket or pipe holds: partial writes. */
-        mp_ck_code(mp_conn_send(b.c[0], out, BIG, 60), 0);
+        mp_ck_code(mp_conn_send(b.c[0], out, BIG, MP_T(60)), 0);
         memset(in, 0, BIG);
-        ck_assert_int_eq(mp_conn_recv(b.c[3], in, BIG, 60), (ssize_t)BIG);
+        ck_assert_int_eq(mp_conn_recv(b.c[3], in, BIG, MP_T(60)), (ssize_t)BIG);
         ck_assert_int_eq(memcmp(in, out, BIG), 0);
-        ck_assert_int_eq(mp_test_finish(p, 60), 0);
-        mp_ck_code(mp_conn_recv(b.c[3], in, BIG, 5), MP_EOF);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(60)), 0);
+        mp_ck_code(mp_conn_recv(b.c[3], in, BIG, MP_T(5)), MP_EOF);
         mp_conn_close(b.c[0]);
         if (!duplex)
             mp_conn_close(b.c[3]);
@@ -445,15 +446,16 @@ MP_TEST(recv_timeout_honoured)
         mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0), MP_ETIMEDOUT);
         mp_ck_code(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
         ck_assert_ptr_null(m);
-        ck_assert(mp_test_now() - t0 < 0.05);
+        ck_assert(mp_test_now() - t0 < MP_T(0.05));
         t0 = mp_test_now();
         mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.2), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.2 && el < 1.5, "recv(0.2) took %.3f s", el);
+        ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "recv(0.2) took %.3f s", el);
         t0 = mp_test_now();
         mp_ck_code(mp_conn_recv_alloc(a, &m, 0.2), MP_ETIMEDOUT);
         el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.2 && el < 1.5, "recv_alloc(0.2) took %.3f", el);
+        ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "recv_alloc(0.2) took %.3f",
+                      el);
         mp_ck_code(mp_conn_recv(a, buf, sizeof buf, NAN), MP_EINVAL);
         /* A message already there is taken even with a timeout of 0. */
         send_str(b, "now");
@@ -483,7 +485,7 @@ MP_TEST(partial_message_kept)
         mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
         raw_write(fd, "456789", 6);
         memset(other, 0, sizeof other);
-        ck_assert_int_eq(mp_conn_recv(a, other, sizeof other, 1), 10);
+        ck_assert_int_eq(mp_conn_recv(a, other, sizeof other, MP_T(1)), 10);
         ck_assert_int_eq(memcmp(other, "0123456789", 10), 0);
 
         /* A partial payload, then a buffer too small: MP_EMSGSIZE keeps
@@ -494,7 +496,7 @@ MP_TEST(partial_message_kept)
         mp_ck_code(mp_conn_recv(a, buf, 5, 0.05), MP_EMSGSIZE);
         mp_ck_code(mp_conn_recv_alloc(a, &m, 0.05), MP_ETIMEDOUT);
         raw_write(fd, "efghij", 6);
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 10);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, MP_T(1)), 10);
         ck_assert_int_eq(memcmp(m, "abcdefghij", 10), 0);
         free(m);
         /* The stream is in step again. */
@@ -513,9 +515,9 @@ MP_TEST(partial_message_kept)
         mp_conn_close(b);
         /* Its length is known, so a small buffer still hears it is too
            long; reading it finds the end. */
-        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 1), MP_EMSGSIZE);
-        mp_ck_code(mp_conn_recv_alloc(a, &big, 1), MP_EOF);
-        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, MP_T(1)), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv_alloc(a, &big, MP_T(1)), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, MP_T(1)), MP_EOF);
         mp_conn_close(a);
 
         /* And in the middle of a header. */
@@ -523,7 +525,7 @@ MP_TEST(partial_message_kept)
         raw_write(mp_conn_fileno(b), hdr, 5);
         mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
         mp_conn_close(b);
-        mp_ck_code(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, MP_T(1)), MP_EOF);
         mp_conn_close(a);
     }
 }
@@ -535,27 +537,27 @@ MP_TEST(msgsize_leaves_message)
         new_pipe(&a, &b, duplex);
         unsigned char msg[100], buf[100];
         fill(msg, sizeof msg, 1);
-        mp_ck_code(mp_conn_send(b, msg, sizeof msg, 1), 0);
-        mp_ck_code(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
-        mp_ck_code(mp_conn_recv(a, buf, 99, 1), MP_EMSGSIZE);
-        mp_ck_code(mp_conn_recv(a, NULL, 0, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_send(b, msg, sizeof msg, MP_T(1)), 0);
+        mp_ck_code(mp_conn_recv(a, buf, 10, MP_T(1)), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, buf, 99, MP_T(1)), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, NULL, 0, MP_T(1)), MP_EMSGSIZE);
         /* Still there for poll, poll(2) and mp_wait. */
         ck_assert_int_eq(mp_conn_poll(a, 0), 1);
         int fd = mp_conn_fileno(a), ready = 0;
         ck_assert_int_eq(mp_wait(&fd, 1, &ready, 0), 1);
         ck_assert_int_eq(ready, 1);
-        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, 1), 100);
+        ck_assert_int_eq(mp_conn_recv(a, buf, sizeof buf, MP_T(1)), 100);
         ck_assert_int_eq(memcmp(buf, msg, sizeof msg), 0);
 
         /* recv_alloc takes it, and order is kept. */
-        mp_ck_code(mp_conn_send(b, msg, 50, 1), 0);
+        mp_ck_code(mp_conn_send(b, msg, 50, MP_T(1)), 0);
         send_str(b, "small");
-        mp_ck_code(mp_conn_recv(a, buf, 10, 1), MP_EMSGSIZE);
+        mp_ck_code(mp_conn_recv(a, buf, 10, MP_T(1)), MP_EMSGSIZE);
         void *m;
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 50);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, MP_T(1)), 50);
         ck_assert_int_eq(memcmp(m, msg, 50), 0);
         free(m);
-        ck_assert_int_eq(mp_conn_recv(a, buf, 10, 1), 5);
+        ck_assert_int_eq(mp_conn_recv(a, buf, 10, MP_T(1)), 5);
         ck_assert_int_eq(memcmp(buf, "small", 5), 0);
         ck_assert_int_eq(mp_conn_poll(a, 0), 0);
         mp_conn_close(a);
@@ -569,19 +571,19 @@ MP_TEST(recv_alloc_messages)
         mp_conn *a, *b;
         new_pipe(&a, &b, duplex);
         send_str(b, "hello");
-        mp_ck_code(mp_conn_send(b, NULL, 0, 1), 0);
+        mp_ck_code(mp_conn_send(b, NULL, 0, MP_T(1)), 0);
         void *m = NULL;
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 5);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, MP_T(1)), 5);
         ck_assert_int_eq(memcmp(m, "hello", 5), 0);
         free(m);
         m = NULL;
-        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, 1), 0);
+        ck_assert_int_eq(mp_conn_recv_alloc(a, &m, MP_T(1)), 0);
         ck_assert_ptr_nonnull(m); /* a buffer even for nothing */
         free(m);
         mp_ck_code(mp_conn_recv_alloc(a, &m, 0), MP_ETIMEDOUT);
         ck_assert_ptr_null(m);
         mp_conn_close(b);
-        mp_ck_code(mp_conn_recv_alloc(a, &m, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv_alloc(a, &m, MP_T(1)), MP_EOF);
         ck_assert_ptr_null(m);
         mp_conn_close(a);
     }
@@ -599,7 +601,7 @@ MP_TEST(poll_readiness)
         double t0 = mp_test_now();
         ck_assert_int_eq(mp_conn_poll(c[0], 0.1), 0);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.1 && el < 1.5, "poll(0.1) took %.3f s", el);
+        ck_assert_msg(el >= 0.1 && el < MP_T(1.5), "poll(0.1) took %.3f s", el);
         mp_ck_code(mp_conn_poll(c[0], NAN), MP_EINVAL);
         send_str(c[1], "x");
         ck_assert_int_eq(mp_conn_poll(c[0], 0), 1);
@@ -616,13 +618,13 @@ MP_TEST(poll_readiness)
         /* A message that comes while poll waits, then the peer's end. */
         mp_process *p = mp_test_start(child_late, c, 0, MP_START_FORK);
         mp_conn_close(c[1]);
-        ck_assert_int_eq(mp_conn_poll(c[0], 10), 1);
+        ck_assert_int_eq(mp_conn_poll(c[0], MP_T(10)), 1);
         recv_str(c[0], "late");
-        ck_assert_int_eq(mp_conn_poll(c[0], 10), 1);
+        ck_assert_int_eq(mp_conn_poll(c[0], MP_T(10)), 1);
         char buf[8];
-        mp_ck_code(mp_conn_recv(c[0], buf, sizeof buf, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(c[0], buf, sizeof buf, MP_T(1)), MP_EOF);
         ck_assert_int_eq(mp_conn_poll(c[0], 0), 1);
-        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
         mp_conn_close(c[0]);
     }
 }
@@ -641,11 +643,11 @@ MP_TEST(peer_close_drains_then_eof)
         recv_str(a, "two");
         recv_str(a, "three");
         char buf[8];
-        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 1), MP_EOF);
+        mp_ck_code(mp_conn_recv(a, buf, sizeof buf, MP_T(1)), MP_EOF);
         mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0), MP_EOF);
         ck_assert_int_eq(mp_conn_poll(a, 0), 1);
         if (duplex)
-            mp_ck_code(mp_conn_send(a, "x", 1, 1), MP_EPIPE);
+            mp_ck_code(mp_conn_send(a, "x", 1, MP_T(1)), MP_EPIPE);
         mp_conn_close(a);
     }
 }
@@ -658,7 +660,7 @@ MP_TEST(epipe_without_sigpipe)
         mp_conn *r, *w;
         new_pipe(&r, &w, duplex);
         mp_conn_close(r);
-        mp_ck_code(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, MP_T(1)), MP_EPIPE);
         mp_ck_code(mp_conn_send(w, "x", 1, 0), MP_EPIPE);
         sigset_t pending;
         sigpending(&pending);
@@ -671,7 +673,7 @@ MP_TEST(epipe_without_sigpipe)
         sigaddset(&pipe_set, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
         pthread_kill(pthread_self(), SIGPIPE);
-        mp_ck_code(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, MP_T(1)), MP_EPIPE);
         sigpending(&pending);
         ck_assert(sigismember(&pending, SIGPIPE));
         pthread_sigmask(SIG_BLOCK, NULL, &now);
@@ -699,8 +701,8 @@ static int child_send_then_hang(void *arg)
     for (int i = 0; i < 4; i++)
         if (k->c[i] != k->to_parent && k->c[i] != k->from_parent)
             mp_conn_close(k->c[i]);
-    if (mp_conn_send(k->to_parent, "first", 5, 10) != 0 ||
-        mp_conn_send(k->to_parent, "second", 6, 10) != 0)
+    if (mp_conn_send(k->to_parent, "first", 5, MP_T(10)) != 0 ||
+        mp_conn_send(k->to_parent, "second", 6, MP_T(10)) != 0)
         return 50;
     __atomic_store_n(k->sent, 1, __ATOMIC_SEQ_CST);
     mp_test_sleep(60);
@@ -736,19 +738,19 @@ MP_TEST(peer_killed)
             mp_conn_close(k.from_parent);
         for (int i = 0; i < 1000 && !__atomic_load_n(sent, __ATOMIC_SEQ_CST);
              i++)
-            mp_test_sleep(0.01);
+            mp_test_sleep(MP_T(0.01)); /* 10 s in all, scaled */
         ck_assert_int_eq(__atomic_load_n(sent, __ATOMIC_SEQ_CST), 1);
         /* Left unread in the dead child's socket: its peer is reset. */
         send_str(out, "never read");
         mp_ck_code(mp_process_kill(p), 0);
-        ck_assert_int_eq(mp_test_finish(p, 30), -SIGKILL);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), -SIGKILL);
         /* What it sent before dying is still delivered, then the end. */
         recv_str(in, "first");
         recv_str(in, "second");
         char buf[16];
-        mp_ck_code(mp_conn_recv(in, buf, sizeof buf, 5), MP_EOF);
+        mp_ck_code(mp_conn_recv(in, buf, sizeof buf, MP_T(5)), MP_EOF);
         mp_ck_code(mp_conn_recv(in, buf, sizeof buf, 0), MP_EOF);
-        mp_ck_code(mp_conn_send(out, "x", 1, 5), MP_EPIPE);
+        mp_ck_code(mp_conn_send(out, "x", 1, MP_T(5)), MP_EPIPE);
         mp_ck_code(mp_conn_send(out, "x", 1, 0), MP_EPIPE);
         mp_conn_close(in);
         if (!duplex)
@@ -781,19 +783,19 @@ MP_TEST(send_timeout_on_full_buffer)
         double t0 = mp_test_now();
         mp_ck_code(mp_conn_send(w, msg, SZ, 0.2), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.2 && el < 1.5, "send(0.2) took %.3f s", el);
+        ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "send(0.2) took %.3f s", el);
         /* Still usable: every message arrives whole, then nothing. */
         int bad = 0;
         for (uint32_t i = 0; i < count; i++) {
             uint32_t seq = 0;
-            if (mp_conn_recv(r, buf, SZ, 1) != SZ)
+            if (mp_conn_recv(r, buf, SZ, MP_T(1)) != SZ)
                 bad++;
             memcpy(&seq, buf, sizeof seq);
             bad += seq != i;
         }
         ck_assert_int_eq(bad, 0);
         mp_ck_code(mp_conn_recv(r, buf, SZ, 0), MP_ETIMEDOUT);
-        mp_ck_code(mp_conn_send(w, "after", 5, 1), 0);
+        mp_ck_code(mp_conn_send(w, "after", 5, MP_T(1)), 0);
         recv_str(r, "after");
         mp_conn_close(r);
         mp_conn_close(w);
@@ -811,15 +813,15 @@ MP_TEST(send_timeout_part_way_breaks)
         double t0 = mp_test_now();
         mp_ck_code(mp_conn_send(w, big, BIG, 0.3), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.3 && el < 1.5, "send(0.3) took %.3f s", el);
+        ck_assert_msg(el >= 0.3 && el < MP_T(1.5), "send(0.3) took %.3f s", el);
         /* Broken from now on; the descriptor stays valid till close. */
-        mp_ck_code(mp_conn_send(w, "x", 1, 1), MP_EPIPE);
+        mp_ck_code(mp_conn_send(w, "x", 1, MP_T(1)), MP_EPIPE);
         ck_assert_int_ge(mp_conn_fileno(w), 0);
         /* The reader gets what came before, then the end: never the
            torn message. */
         recv_str(r, "first");
         void *m = NULL;
-        mp_ck_code(mp_conn_recv_alloc(r, &m, 5), MP_EOF);
+        mp_ck_code(mp_conn_recv_alloc(r, &m, MP_T(5)), MP_EOF);
         ck_assert_ptr_null(m);
         mp_ck_code(mp_conn_recv(r, big, BIG, 0), MP_EOF);
         if (duplex) {
@@ -859,7 +861,7 @@ MP_TEST(signals_do_not_cut_waits)
     double t0 = mp_test_now();
     mp_ck_code(mp_conn_recv(a, buf, sizeof buf, 0.3), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.3 && el < 1.5, "recv(0.3) took %.3f s", el);
+    ck_assert_msg(el >= 0.3 && el < MP_T(1.5), "recv(0.3) took %.3f s", el);
     t0 = mp_test_now();
     ck_assert_int_eq(mp_conn_poll(a, 0.3), 0);
     ck_assert(mp_test_now() - t0 >= 0.3);
@@ -896,7 +898,7 @@ static int child_wait_go(void *arg)
     struct waits *w = arg;
     close_others(w->c, 6, w->c[5]);
     char buf[8];
-    ssize_t n = mp_conn_recv(w->c[5], buf, sizeof buf, 60);
+    ssize_t n = mp_conn_recv(w->c[5], buf, sizeof buf, MP_T(60));
     mp_conn_close(w->c[5]);
     return n == 2 ? 0 : 60;
 }
@@ -937,29 +939,29 @@ MP_TEST(wait_connections_and_sentinels)
     double t0 = mp_test_now();
     ck_assert_int_eq(mp_wait(fds, 4, ready, 0.2), 0);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.2 && el < 1.5, "wait(0.2) took %.3f s", el);
+    ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "wait(0.2) took %.3f s", el);
 
     /* A message on the second connection. */
     send_str(w.c[3], "m");
-    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 1);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, MP_T(10)), 1);
     ck_assert(ready_is(ready, 0, 1, 0, 0));
     recv_str(w.c[2], "m");
 
     /* The first child ends while mp_wait waits. */
     send_str(w.c[4], "go");
-    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 1);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, MP_T(10)), 1);
     ck_assert(ready_is(ready, 0, 0, 1, 0));
 
     /* The first connection's peer closes: its end is ready too. */
     mp_conn_close(w.c[1]);
-    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 2);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, MP_T(10)), 2);
     ck_assert(ready_is(ready, 1, 0, 1, 0));
 
     /* The second child is killed. */
     mp_ck_code(mp_process_kill(p2), 0);
-    ck_assert_int_eq(mp_wait(fds + 3, 1, ready, 10), 1);
+    ck_assert_int_eq(mp_wait(fds + 3, 1, ready, MP_T(10)), 1);
     ck_assert_int_eq(ready[0], 1);
-    ck_assert_int_eq(mp_wait(fds, 4, ready, 10), 3);
+    ck_assert_int_eq(mp_wait(fds, 4, ready, MP_T(10)), 3);
     ck_assert(ready_is(ready, 1, 0, 1, 1));
     ck_assert_int_eq(mp_wait(fds, 4, NULL, 0), 3);
     ck_assert_int_eq(mp_wait(fds + 1, 1, ready, 0), 0);
@@ -973,8 +975,8 @@ MP_TEST(wait_connections_and_sentinels)
     ck_assert_int_eq(mp_wait(NULL, 0, NULL, 0.1), 0);
     ck_assert(mp_test_now() - t0 >= 0.1);
 
-    ck_assert_int_eq(mp_test_finish(p1, 30), 0);
-    ck_assert_int_eq(mp_test_finish(p2, 30), -SIGKILL);
+    ck_assert_int_eq(mp_test_finish(p1, MP_T(30)), 0);
+    ck_assert_int_eq(mp_test_finish(p2, MP_T(30)), -SIGKILL);
     mp_conn_close(w.c[0]);
     mp_conn_close(w.c[2]);
     mp_conn_close(w.c[3]);
@@ -1000,7 +1002,7 @@ MP_TEST(fileno_descriptors)
         struct pollfd p = {.fd = fa, .events = POLLIN};
         ck_assert_int_eq(poll(&p, 1, 0), 0);
         send_str(b, "ping");
-        ck_assert_int_eq(poll(&p, 1, 1000), 1);
+        ck_assert_int_eq(poll(&p, 1, (int)(MP_T(1) * 1000)), 1);
         recv_str(a, "ping");
         mp_conn_close(a);
         mp_conn_close(b);

@@ -162,7 +162,7 @@ MP_TEST(cross_process_every_method)
         mp_process_opts o = {.start = mp_test_methods[k]};
         mp_ck_code(mp_process_new(&p, t_alloc_child, slot, &o), 0);
         mp_ck_code(mp_process_start(p), 0);
-        mp_ck_code(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, MP_T(30)), 0);
         int code;
         mp_process_exitcode(p, &code);
         ck_assert_int_eq(code, 0);
@@ -210,7 +210,7 @@ MP_TEST(concurrent_processes)
     int r = t_churn((void *)(uintptr_t)99);
     ck_assert_int_eq(r, 0);
     for (int i = 0; i < 3; i++) {
-        mp_ck_code(mp_process_join(p[i], 60), 0);
+        mp_ck_code(mp_process_join(p[i], MP_T(60)), 0);
         int code;
         mp_process_exitcode(p[i], &code);
         ck_assert_int_eq(code, 0);
@@ -263,7 +263,7 @@ MP_TEST(killed_inside_allocator_every_step)
         mp_process_opts o = {.start = MP_START_FORK, .arg_size = sizeof step};
         mp_ck_code(mp_process_new(&p, t_die_inside, &step, &o), 0);
         mp_ck_code(mp_process_start(p), 0);
-        mp_ck_code(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, MP_T(30)), 0);
         int code;
         mp_process_exitcode(p, &code);
         ck_assert_msg(code == -SIGKILL, "step %d: code %d", step, code);
@@ -304,7 +304,7 @@ MP_TEST(killed_carving_top_leaves_no_dirt)
     mp_process_opts o = {.start = MP_START_FORK};
     mp_ck_code(mp_process_new(&p, t_die_carving_top, NULL, &o), 0);
     mp_ck_code(mp_process_start(p), 0);
-    mp_ck_code(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_join(p, MP_T(30)), 0);
     int code;
     mp_process_exitcode(p, &code);
     ck_assert_int_eq(code, -SIGKILL);
@@ -339,7 +339,7 @@ MP_TEST(killed_at_random_moments)
         struct timespec ts = {0, (long)(rand() % 20000) * 1000};
         nanosleep(&ts, NULL);
         mp_process_kill(p);
-        mp_ck_code(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, MP_T(30)), 0);
         mp_process_free(p);
         void *x = mp_shared_alloc(1234);
         ck_assert_ptr_nonnull(x);

@@ -68,7 +68,7 @@ MP_TEST(million_items_every_method_and_chunksize)
                           "method %d chunksize %zu", k, sizes[s]);
         }
         mp_pool_close(pool);
-        mp_ck_code(mp_pool_join(pool, 30), 0);
+        mp_ck_code(mp_pool_join(pool, MP_T(30)), 0);
         mp_pool_free(pool);
     }
     free(in);
@@ -193,7 +193,7 @@ MP_TEST(dead_worker_fails_its_apply_with_the_signal)
     mp_async *a;
     mp_ck_code(mp_pool_apply_async(pool, apply_crash, &what, sizeof what, &a),
                0);
-    mp_ck_code(mp_async_get(a, NULL, NULL, 30), MP_EWORKERDIED);
+    mp_ck_code(mp_async_get(a, NULL, NULL, MP_T(30)), MP_EWORKERDIED);
     ck_assert_int_eq(mp_async_signal(a), SIGKILL);
     ck_assert_int_eq(mp_async_successful(a), 0);
     mp_async_free(a);
@@ -227,7 +227,7 @@ MP_TEST(task_timeout_kills_the_item)
     double t0 = mp_test_now();
     mp_ck_code(mp_pool_map(pool, sleepy, in, 8, out, 8, n, &mo), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.5 && el < 5, "took %.3f s", el);
+    ck_assert_msg(el >= 0.5 && el < MP_T(5), "took %.3f s", el);
     mp_ck_code(st[3], MP_ETIMEDOUT);
     st[3] = 0;
     out[3] = 9;
@@ -321,7 +321,7 @@ MP_TEST(close_join_terminate_free_leave_no_child)
     mp_ck_code(mp_pool_join(pool, 0), MP_ESTATE);
     mp_ck_code(mp_pool_close(pool), 0);
     mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, NULL), MP_ECLOSED);
-    mp_ck_code(mp_pool_join(pool, 30), 0);
+    mp_ck_code(mp_pool_join(pool, MP_T(30)), 0);
     mp_pool_free(pool);
     /* terminate with work going on */
     pool = new_pool(2, MP_START_FORKSERVER);
@@ -329,11 +329,11 @@ MP_TEST(close_join_terminate_free_leave_no_child)
     int64_t slow[4] = {3, 3, 3, 3};
     mp_ck_code(mp_pool_map_async(pool, sleepy, slow, 8, out, 8, 4, NULL, &a),
                0);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* the work has started */
     mp_ck_code(mp_pool_terminate(pool), 0);
-    mp_ck_code(mp_async_get(a, NULL, NULL, 10), MP_EBROKEN);
+    mp_ck_code(mp_async_get(a, NULL, NULL, MP_T(10)), MP_EBROKEN);
     mp_async_free(a);
-    mp_ck_code(mp_pool_join(pool, 10), 0);
+    mp_ck_code(mp_pool_join(pool, MP_T(10)), 0);
     mp_pool_free(pool);
     /* free of a running pool terminates it; handles outlive it */
     pool = new_pool(2, MP_START_SPAWN);
@@ -381,7 +381,7 @@ MP_TEST(apply_and_async_handles)
     int e = 42;
     mp_async *a;
     mp_ck_code(mp_pool_apply_async(pool, fail_with, &e, sizeof e, &a), 0);
-    mp_ck_code(mp_async_wait(a, 30), 0);
+    mp_ck_code(mp_async_wait(a, MP_T(30)), 0);
     ck_assert_int_eq(mp_async_ready(a), 1);
     ck_assert_int_eq(mp_async_successful(a), 0);
     mp_ck_code(mp_async_get(a, NULL, NULL, 0), MP_ETASK);
@@ -404,8 +404,8 @@ MP_TEST(apply_and_async_handles)
     int bad = 0;
     for (int i = 0; i < N; i++) {
         void *p = NULL;
-        bad += mp_async_get(as[i], &p, &len, 30) != 0 || len != sizeof i ||
-               *(int *)p != i;
+        bad += mp_async_get(as[i], &p, &len, MP_T(30)) != 0 ||
+               len != sizeof i || *(int *)p != i;
         free(p);
         mp_async_free(as[i]);
     }
@@ -447,7 +447,7 @@ MP_TEST(imap_ordered_and_unordered)
         size_t count = 0, idx = 0, last = 0, inorder = 1;
         int64_t v;
         int r;
-        while ((r = mp_imap_next(it, &v, &idx, 30)) == 0) {
+        while ((r = mp_imap_next(it, &v, &idx, MP_T(30))) == 0) {
             ck_assert_uint_lt(idx, n);
             ck_assert_int_eq(v, (int64_t)idx * 3);
             seen[idx]++;
@@ -477,7 +477,7 @@ MP_TEST(imap_ordered_and_unordered)
     mp_ck_code(mp_pool_imap(pool, triple, NULL, 8, 8, 0, &o, &it), 0);
     int64_t v;
     size_t idx;
-    while (mp_imap_next(it, &v, &idx, 30) == 0) {
+    while (mp_imap_next(it, &v, &idx, MP_T(30)) == 0) {
         ck_assert_int_eq(v, (int64_t)idx * 3);
         taken = (int64_t)idx + 1;
     }
@@ -487,7 +487,7 @@ MP_TEST(imap_ordered_and_unordered)
     /* Failing items come out with their index; freeing early is fine. */
     mp_ck_code(mp_pool_imap(pool, odd_fails, in, 8, 8, n, NULL, &it), 0);
     int fails = 0, r;
-    while ((r = mp_imap_next(it, &v, &idx, 30)) != MP_EOF) {
+    while ((r = mp_imap_next(it, &v, &idx, MP_T(30))) != MP_EOF) {
         if (r == MP_ETASK) {
             fails++;
             ck_assert_uint_eq(idx % 1000, 999);
@@ -498,7 +498,7 @@ MP_TEST(imap_ordered_and_unordered)
     ck_assert_int_eq(fails, 5);
     mp_imap_free(it);
     mp_ck_code(mp_pool_imap(pool, triple, in, 8, 8, n, NULL, &it), 0);
-    mp_ck_code(mp_imap_next(it, &v, &idx, 30), 0);
+    mp_ck_code(mp_imap_next(it, &v, &idx, MP_T(30)), 0);
     mp_imap_free(it);
     mp_pool_free(pool);
     free(in);
@@ -640,7 +640,7 @@ MP_TEST(restart_storm_is_an_error)
     int64_t slow = 3;
     mp_ck_code(mp_pool_map_async(pool, sleepy, &slow, 8, out, 8, 1, NULL, &a),
                0);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* a worker has taken the task */
     char path[64], buf[256] = {0};
     snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
     FILE *f = fopen(path, "r");
@@ -650,14 +650,14 @@ MP_TEST(restart_storm_is_an_error)
     for (char *s = strtok(buf, " \n"); s; s = strtok(NULL, " \n"))
         kill(atoi(s), SIGKILL);
     double t0 = mp_test_now();
-    int r = mp_async_get(a, NULL, NULL, 30);
+    int r = mp_async_get(a, NULL, NULL, MP_T(30));
     ck_assert_msg(r == MP_EWORKERDIED || r == MP_EBROKEN, "%s", mp_err_name(r));
     mp_async_free(a);
     int m = MP_OK;
     for (int i = 0; i < 50 && m != MP_EBROKEN; i++)
         m = mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL);
     mp_ck_code(m, MP_EBROKEN);
-    ck_assert(mp_test_now() - t0 < 20);
+    ck_assert(mp_test_now() - t0 < MP_T(20));
     mp_pool_free(pool);
     mp_shared_free(storm_flag);
 }
@@ -679,12 +679,12 @@ MP_TEST(interrupted_parent_leaves_no_worker)
     /* Ctrl-C: the parent of a pool dies of SIGINT; its workers die with
        it (they come back to us, a subreaper: we reap them). */
     mp_process *p = mp_test_start(parent_with_pool, NULL, 0, MP_START_FORK);
-    mp_test_sleep(0.3);
+    mp_test_sleep(MP_T(0.3)); /* its pool is running by then */
     kill(mp_process_pid(p), SIGINT);
-    ck_assert_int_eq(mp_test_finish(p, 10), -SIGINT);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(10)), -SIGINT);
     double t0 = mp_test_now();
     int left = 1;
-    while (left && mp_test_now() - t0 < 5) {
+    while (left && mp_test_now() - t0 < MP_T(5)) {
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
         char path[64], buf[256] = {0};
@@ -702,7 +702,7 @@ static int slow3(const void *in, void *out)
 {
     int64_t v = *(const int64_t *)in;
     if (v == 0)
-        mp_test_sleep(1.0);
+        mp_test_sleep(MP_T(1.0)); /* still running at the close */
     *(int64_t *)out = v * 3;
     return 0;
 }
@@ -715,12 +715,12 @@ MP_TEST(close_lets_running_work_finish)
     int64_t in[2] = {0, 1}, out[2] = {-1, -1};
     mp_async *a;
     mp_ck_code(mp_pool_map_async(pool, slow3, in, 8, out, 8, 2, NULL, &a), 0);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* the work has started */
     mp_ck_code(mp_pool_close(pool), 0);
-    mp_ck_code(mp_async_get(a, NULL, NULL, 30), 0);
+    mp_ck_code(mp_async_get(a, NULL, NULL, MP_T(30)), 0);
     ck_assert(out[0] == 0 && out[1] == 3);
     mp_async_free(a);
-    mp_ck_code(mp_pool_join(pool, 30), 0);
+    mp_ck_code(mp_pool_join(pool, MP_T(30)), 0);
     struct mp_pool_stats ps;
     mp_pool_stats(pool, &ps);
     ck_assert_uint_eq(ps.started, 2); /* no restarts */
@@ -736,7 +736,7 @@ MP_TEST(handles_outlive_their_pool)
     mp_async *done, *pending;
     mp_ck_code(mp_pool_map_async(pool, triple, in, 8, out, 8, 4, NULL, &done),
                0);
-    mp_ck_code(mp_async_get(done, NULL, NULL, 30), 0);
+    mp_ck_code(mp_async_get(done, NULL, NULL, MP_T(30)), 0);
     mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, 4, NULL), 0);
     int64_t slow = 3;
     mp_ck_code(
@@ -751,7 +751,7 @@ MP_TEST(handles_outlive_their_pool)
     mp_async_free(pending);
     int64_t v;
     int r;
-    while ((r = mp_imap_next(it, &v, NULL, 1)) != MP_EOF)
+    while ((r = mp_imap_next(it, &v, NULL, MP_T(1))) != MP_EOF)
         ck_assert(r == 0 || r == MP_EBROKEN);
     mp_imap_free(it);
 }
@@ -808,7 +808,7 @@ MP_TEST(imap_after_close_keeps_its_results)
     int64_t v;
     size_t idx, got = 0;
     int r;
-    while ((r = mp_imap_next(it, &v, &idx, 30)) == 0) {
+    while ((r = mp_imap_next(it, &v, &idx, MP_T(30))) == 0) {
         ck_assert_int_eq(v, (int64_t)idx * 3);
         got++;
     }

@@ -80,7 +80,7 @@ static int run_for_code(mp_target_fn fn, void *arg, size_t sz,
 {
     mp_process *p;
     mp_ck_code(start_one(&p, fn, arg, sz, m), 0);
-    mp_ck_code(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_join(p, MP_T(30)), 0);
     int code = 12345;
     mp_ck_code(mp_process_exitcode(p, &code), 0);
     mp_process_free(p);
@@ -133,8 +133,8 @@ MP_TEST(terminate_and_kill)
         mp_ck_code(mp_process_exitcode(a, &code), MP_EBUSY);
         mp_ck_code(mp_process_terminate(a), 0);
         mp_ck_code(mp_process_kill(b), 0);
-        mp_ck_code(mp_process_join(a, 10), 0);
-        mp_ck_code(mp_process_join(b, 10), 0);
+        mp_ck_code(mp_process_join(a, MP_T(10)), 0);
+        mp_ck_code(mp_process_join(b, MP_T(10)), 0);
         mp_ck_code(mp_process_exitcode(a, &code), 0);
         ck_assert_int_eq(code, -SIGTERM);
         mp_ck_code(mp_process_exitcode(b, &code), 0);
@@ -158,11 +158,11 @@ MP_TEST(join_timeout_honoured)
         mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
         double t0 = mp_test_now();
         mp_ck_code(mp_process_join(p, 0), MP_ETIMEDOUT);
-        ck_assert(mp_test_now() - t0 < 0.05);
+        ck_assert(mp_test_now() - t0 < MP_T(0.05));
         t0 = mp_test_now();
         mp_ck_code(mp_process_join(p, 0.2), MP_ETIMEDOUT);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.2 && el < 1.0, "join(0.2) took %.3f s", el);
+        ck_assert_msg(el >= 0.2 && el < MP_T(1.0), "join(0.2) took %.3f s", el);
         mp_ck_code(mp_process_join(p, NAN), MP_EINVAL);
         mp_ck_code(mp_process_kill(p), 0);
         mp_ck_code(mp_process_join(p, MP_FOREVER), 0);
@@ -179,7 +179,7 @@ MP_TEST(join_waits_for_end)
         mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, mp_test_methods[k]), 0);
         mp_ck_code(mp_process_join(p, MP_FOREVER), 0);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el >= 0.3 && el < 5, "took %.3f", el);
+        ck_assert_msg(el >= 0.3 && el < MP_T(5), "took %.3f", el);
         int code;
         mp_ck_code(mp_process_exitcode(p, &code), 0);
         ck_assert_int_eq(code, 0);
@@ -225,7 +225,7 @@ MP_TEST(names_pids_and_parent)
         mp_process_free(q);
         mp_ck_code(mp_process_start(p), 0);
         ck_assert_int_gt(mp_process_pid(p), 0);
-        mp_ck_code(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, MP_T(30)), 0);
         ck_assert_str_eq(s->name, name);
         ck_assert_int_eq(s->pid, mp_process_pid(p));
         ck_assert_int_eq(s->parent, getpid());
@@ -238,7 +238,7 @@ MP_TEST(names_pids_and_parent)
         ck_assert_str_eq(mp_process_name(p), "worker-α");
         ck_assert_int_eq(mp_process_daemon(p), 1);
         mp_ck_code(mp_process_start(p), 0);
-        mp_ck_code(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, MP_T(30)), 0);
         ck_assert_str_eq(s->name, "worker-α");
         ck_assert_int_eq(s->daemon, 1);
         mp_process_free(p);
@@ -274,7 +274,7 @@ static int t_nested(void *arg)
     mp_process *p;
     mp_process_opts o = {.start = (mp_start_method)s[0].value};
     if (mp_process_new(&p, t_report, &s[1], &o) != 0 ||
-        mp_process_start(p) != 0 || mp_process_join(p, 30) != 0)
+        mp_process_start(p) != 0 || mp_process_join(p, MP_T(30)) != 0)
         return 1;
     int code = -1;
     mp_process_exitcode(p, &code);
@@ -294,7 +294,7 @@ MP_TEST(nested_children)
             mp_process_opts o = {.start = mp_test_methods[k]};
             mp_ck_code(mp_process_new(&p, t_nested, s, &o), 0);
             mp_ck_code(mp_process_start(p), 0);
-            mp_ck_code(mp_process_join(p, 60), 0);
+            mp_ck_code(mp_process_join(p, MP_T(60)), 0);
             int code;
             mp_ck_code(mp_process_exitcode(p, &code), 0);
             ck_assert_int_eq(code, 0);
@@ -312,7 +312,7 @@ MP_TEST(nested_children)
 MP_TEST(sentinel_polls_at_end)
 {
     for (int k = 0; k < 3; k++) {
-        double s = 0.3;
+        double s = MP_T(0.3); /* still running at the first poll */
         mp_process *p;
         mp_process_opts o = {.start = mp_test_methods[k], .arg_size = sizeof s};
         mp_ck_code(mp_process_new(&p, t_sleep, &s, &o), 0);
@@ -322,7 +322,7 @@ MP_TEST(sentinel_polls_at_end)
         ck_assert_int_ge(fd, 0);
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         ck_assert_int_eq(poll(&pf, 1, 0), 0);
-        ck_assert_int_eq(poll(&pf, 1, 10000), 1);
+        ck_assert_int_eq(poll(&pf, 1, (int)(MP_T(10) * 1000)), 1);
         int code;
         /* Ended per the sentinel: the exit code is there at once. */
         mp_ck_code(mp_process_exitcode(p, &code), 0);
@@ -343,7 +343,7 @@ MP_TEST(active_children_reaps)
                    0);
     mp_process *quick;
     mp_ck_code(start_one(&quick, t_sleep, &q, sizeof q, MP_START_FORK), 0);
-    ck_assert_int_eq(mp_test_wait_gone(mp_process_pid(quick), 10), 1);
+    ck_assert_int_eq(mp_test_wait_gone(mp_process_pid(quick), MP_T(10)), 1);
     mp_process *out[8];
     ck_assert_int_eq(mp_active_children(out, 8), 3);
     for (int k = 0; k < 3; k++) {
@@ -359,7 +359,7 @@ MP_TEST(active_children_reaps)
     mp_ck_code(mp_active_children(NULL, 1), MP_EINVAL);
     for (int k = 0; k < 3; k++) {
         mp_process_kill(p[k]);
-        mp_process_join(p[k], 10);
+        mp_process_join(p[k], MP_T(10));
         mp_process_free(p[k]);
     }
     mp_process_free(quick);
@@ -389,7 +389,7 @@ MP_TEST(arguments_travel)
             start_one(&p, t_check_blob, &b, sizeof b, mp_test_methods[k]), 0);
         b.a = 0;
         strcpy(b.text, "changed");
-        mp_ck_code(mp_process_join(p, 30), 0);
+        mp_ck_code(mp_process_join(p, MP_T(30)), 0);
         int code;
         mp_ck_code(mp_process_exitcode(p, &code), 0);
         ck_assert_int_eq(code, 0);
@@ -410,7 +410,7 @@ MP_TEST(arguments_travel)
     o.start = MP_START_FORK;
     mp_ck_code(mp_process_new(&p, t_exit, &priv, &o), 0);
     mp_ck_code(mp_process_start(p), 0);
-    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
     int code;
     mp_process_exitcode(p, &code);
     ck_assert_int_eq(code, 1);
@@ -478,7 +478,7 @@ MP_TEST(bad_inputs)
     mp_ck_code(mp_process_start(p), 0);
     /* Start twice. */
     mp_ck_code(mp_process_start(p), MP_ESTATE);
-    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
     mp_ck_code(mp_process_start(p), MP_ESTATE);
     mp_ck_code(mp_process_close(p), 0);
 
@@ -492,7 +492,7 @@ MP_TEST(close_while_running_is_busy)
     mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORK), 0);
     mp_ck_code(mp_process_close(p), MP_EBUSY);
     mp_ck_code(mp_process_kill(p), 0);
-    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
     mp_ck_code(mp_process_close(p), 0);
 }
 
@@ -507,7 +507,7 @@ MP_TEST(free_while_running_detaches)
                    0);
         pid_t pid = mp_process_pid(p);
         mp_process_free(p);
-        ck_assert_int_eq(mp_test_wait_gone(pid, 10), 1);
+        ck_assert_int_eq(mp_test_wait_gone(pid, MP_T(10)), 1);
         ck_assert_int_eq(*flag, 4242);
         /* Reaped here (for forkserver, by its server): not listed. */
         ck_assert_int_eq(mp_active_children(NULL, 0), 0);
@@ -529,7 +529,7 @@ MP_TEST(many_processes)
     for (int i = 0; i < N; i++)
         mp_ck_code(mp_process_terminate(p[i]), 0);
     for (int i = 0; i < N; i++) {
-        mp_ck_code(mp_process_join(p[i], 20), 0);
+        mp_ck_code(mp_process_join(p[i], MP_T(20)), 0);
         int code;
         mp_ck_code(mp_process_exitcode(p[i], &code), 0);
         ck_assert_int_eq(code, -SIGTERM);
@@ -540,7 +540,7 @@ MP_TEST(many_processes)
 static void *start_from_thread(void *arg)
 {
     mp_process **pp = arg;
-    double s = 0.5;
+    double s = MP_T(0.5); /* still running when the thread has ended */
     if (start_one(pp, t_sleep, &s, sizeof s, MP_START_FORK) != 0)
         *pp = NULL;
     return NULL;
@@ -555,7 +555,7 @@ MP_TEST(child_outlives_starting_thread)
     pthread_create(&t, NULL, start_from_thread, &p);
     pthread_join(t, NULL);
     ck_assert_ptr_nonnull(p);
-    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
     int code;
     mp_ck_code(mp_process_exitcode(p, &code), 0);
     ck_assert_int_eq(code, 0);
@@ -573,7 +573,7 @@ MP_TEST(sigchld_ignored_is_an_error)
     mp_ck_code(mp_process_start(p), MP_ECHILD);
     sigaction(SIGCHLD, &old, NULL);
     mp_ck_code(mp_process_start(p), 0);
-    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
     mp_process_free(p);
 }
 
@@ -629,7 +629,7 @@ MP_TEST(forkserver_restarts_after_death)
     ck_assert_int_ne(server, mp_process_pid(p));
     kill(server, SIGKILL);
     /* Its child dies with it and is reported as killed. */
-    mp_ck_code(mp_process_join(p, 10), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
     int code;
     mp_ck_code(mp_process_exitcode(p, &code), 0);
     ck_assert_int_eq(code, -SIGKILL);
@@ -665,7 +665,7 @@ static int t_grandchild_then_killed(void *arg)
     mp_process_opts o = {.start = MP_START_FORK, .arg_size = sizeof seven};
     (void)arg;
     if (mp_process_new(&g, t_exit, &seven, &o) != 0 ||
-        mp_process_start(g) != 0 || mp_process_join(g, 30) != 0)
+        mp_process_start(g) != 0 || mp_process_join(g, MP_T(30)) != 0)
         return 1;
     mp_process_free(g);
     raise(SIGKILL);
@@ -699,21 +699,21 @@ MP_TEST(forkserver_survives_ctrl_c)
     ck_assert_int_gt(server, 0);
     /* What a terminal's Ctrl-C would send it. */
     ck_assert_int_eq(kill(server, SIGINT), 0);
-    sleep_s(0.2);
+    sleep_s(MP_T(0.2));
     ck_assert_int_eq(mp_process_is_alive(p), 1); /* no lifeline fired */
     /* The same server starts the next child, which sees SIGINT as its
        starter left it, not ignored. */
     mp_process *q;
     mp_ck_code(start_one(&q, t_sigint_as_started, NULL, 0, MP_START_FORKSERVER),
                0);
-    mp_ck_code(mp_process_join(q, 30), 0);
+    mp_ck_code(mp_process_join(q, MP_T(30)), 0);
     int code = -1;
     mp_ck_code(mp_process_exitcode(q, &code), 0);
     ck_assert_int_eq(code, 0);
     ck_assert_int_eq(server_of(p), server);
     mp_process_free(q);
     mp_process_kill(p);
-    mp_ck_code(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_join(p, MP_T(30)), 0);
     mp_process_free(p);
 }
 
@@ -744,7 +744,7 @@ MP_TEST(fork_child_leaves_parents_children)
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(mp_process_is_alive(parents[i]), 1);
         mp_process_kill(parents[i]);
-        mp_ck_code(mp_process_join(parents[i], 30), 0);
+        mp_ck_code(mp_process_join(parents[i], MP_T(30)), 0);
         mp_process_free(parents[i]);
     }
 }

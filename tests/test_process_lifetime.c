@@ -52,7 +52,7 @@ static int t_middle(void *arg)
         return 1;
     f->grandchild = mp_process_pid(p);
     for (int i = 0; i < 10000 && f->ignore_term && !f->ready; i++)
-        sleep_s(0.001);
+        sleep_s(MP_T(0.001)); /* 10 s in all, scaled */
     if (f->use_exit)
         exit(0);
     return 0; /* without joining: the exit handling must */
@@ -65,11 +65,11 @@ static int t_middle_then_sleep(void *arg)
     return 0;
 }
 
-/* Wait for a pid to be set in shared memory. */
+/* Wait for a pid to be set in shared memory (3 s, scaled). */
 static pid_t wait_pid_set(volatile pid_t *where)
 {
     for (int i = 0; i < 3000 && *where == 0; i++)
-        sleep_s(0.001);
+        sleep_s(MP_T(0.001));
     return *where;
 }
 
@@ -113,9 +113,9 @@ MP_TEST(children_die_with_killed_parent)
             ck_assert_int_gt(g, 0);
             double t0 = mp_test_now();
             mp_ck_code(mp_process_kill(p), 0);
-            mp_ck_code(mp_process_join(p, 10), 0);
-            ck_assert_msg(reap_orphan(g, 5), "grandchild %d survived", g);
-            ck_assert(mp_test_now() - t0 < 1.0);
+            mp_ck_code(mp_process_join(p, MP_T(10)), 0);
+            ck_assert_msg(reap_orphan(g, MP_T(5)), "grandchild %d survived", g);
+            ck_assert(mp_test_now() - t0 < MP_T(1.0));
             ck_assert_int_eq(f->done, 0);
             mp_process_free(p);
             mp_shared_free(f);
@@ -131,7 +131,7 @@ static double run_middle(struct family *f)
     mp_ck_code(mp_process_new(&p, t_middle, f, &o), 0);
     double t0 = mp_test_now();
     mp_ck_code(mp_process_start(p), 0);
-    mp_ck_code(mp_process_join(p, 30), 0);
+    mp_ck_code(mp_process_join(p, MP_T(30)), 0);
     double el = mp_test_now() - t0;
     int code;
     mp_ck_code(mp_process_exitcode(p, &code), 0);
@@ -160,10 +160,10 @@ MP_TEST(exit_terminates_daemon_children)
     for (int k = 0; k < 3; k++) {
         struct family *f = new_family(mp_test_methods[k], 60);
         f->daemon = 1;
-        ck_assert(run_middle(f) < 2.0);
+        ck_assert(run_middle(f) < MP_T(2.0));
         pid_t g = f->grandchild;
         ck_assert_int_gt(g, 0);
-        ck_assert_int_eq(mp_test_wait_gone(g, 5), 1);
+        ck_assert_int_eq(mp_test_wait_gone(g, MP_T(5)), 1);
         ck_assert_int_eq(f->done, 0);
         mp_shared_free(f);
     }
@@ -175,8 +175,8 @@ MP_TEST(daemon_ignoring_sigterm_is_killed)
     f->daemon = 1;
     f->ignore_term = 1;
     double el = run_middle(f);
-    ck_assert_msg(el >= 1.5 && el < 10, "took %.3f s", el);
-    ck_assert_int_eq(mp_test_wait_gone(f->grandchild, 5), 1);
+    ck_assert_msg(el >= 1.5 && el < MP_T(10), "took %.3f s", el);
+    ck_assert_int_eq(mp_test_wait_gone(f->grandchild, MP_T(5)), 1);
     mp_shared_free(f);
 }
 
@@ -214,6 +214,6 @@ MP_TEST(main_return_runs_exit_handling)
     ck_assert_ptr_nonnull(strstr(buf, "main returned"));
     /* The worker finished before the program ended; the daemon died. */
     ck_assert(strstr(buf, "main returned") < strstr(buf, "worker finished"));
-    ck_assert_int_eq(mp_test_wait_gone(dpid, 5), 1);
-    ck_assert_int_eq(mp_test_wait_gone(npid, 5), 1);
+    ck_assert_int_eq(mp_test_wait_gone(dpid, MP_T(5)), 1);
+    ck_assert_int_eq(mp_test_wait_gone(npid, MP_T(5)), 1);
 }

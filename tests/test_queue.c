@@ -105,7 +105,7 @@ static int t_produce(void *arg)
     for (long i = 0; i < s->count; i++) {
         size_t n = make_msg(m, (uint32_t)j->from, (uint32_t)i,
                             (uint32_t)((i * 37) % 2001));
-        if (mp_queue_put(s->q, m, n, 30) != 0)
+        if (mp_queue_put(s->q, m, n, MP_T(30)) != 0)
             return 1;
     }
     free(m);
@@ -121,12 +121,12 @@ MP_TEST(fifo_one_to_one_every_method)
         struct msg *m = malloc(sizeof *m + 4096);
         int bad = 0;
         for (long i = 0; i < s->count; i++) {
-            ssize_t n = mp_queue_get(s->q, m, sizeof *m + 4096, 30);
+            ssize_t n = mp_queue_get(s->q, m, sizeof *m + 4096, MP_T(30));
             bad += n < 0 || !msg_ok(m, (size_t)n) || m->seq != (uint32_t)i;
         }
         free(m);
         ck_assert_int_eq(bad, 0);
-        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
         ck_assert_int_eq(mp_queue_qsize(s->q), 0);
         free_shared(s);
     }
@@ -138,7 +138,7 @@ static int t_consume(void *arg)
     struct shared *s = arg;
     struct msg *m = malloc(sizeof *m + 4096);
     for (;;) {
-        ssize_t n = mp_queue_get(s->q, m, sizeof *m + 4096, 30);
+        ssize_t n = mp_queue_get(s->q, m, sizeof *m + 4096, MP_T(30));
         if (n == MP_EOF)
             break;
         if (n < 0 || !msg_ok(m, (size_t)n) || m->from > 3) {
@@ -165,10 +165,10 @@ MP_TEST(exactly_once_three_producers_two_consumers)
     for (int i = 0; i < 3; i++)
         p[i] = start_producer(t_produce, s, i, mp_test_methods[i]);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(mp_test_finish(p[i], 60), 0);
+        ck_assert_int_eq(mp_test_finish(p[i], MP_T(60)), 0);
     mp_ck_code(mp_queue_close(s->q), 0);
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(mp_test_finish(c[i], 60), 0);
+        ck_assert_int_eq(mp_test_finish(c[i], MP_T(60)), 0);
     ck_assert_int_eq(s->bad, 0);
     ck_assert_int_eq(s->got, 3 * s->count);
     long twice = 0, never = 0;
@@ -194,11 +194,11 @@ MP_TEST(full_and_empty_with_timeouts)
     ck_assert_int_eq(mp_queue_full(q), 0);
     double t0 = mp_test_now();
     mp_ck_code(mp_queue_get(q, buf, sizeof buf, 0), MP_EEMPTY);
-    ck_assert(mp_test_now() - t0 < 0.05);
+    ck_assert(mp_test_now() - t0 < MP_T(0.05));
     t0 = mp_test_now();
     mp_ck_code(mp_queue_get(q, buf, sizeof buf, 0.2), MP_EEMPTY);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.2 && el < 1.5, "%.3f", el);
+    ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "%.3f", el);
     mp_ck_code(mp_queue_put(q, "a", 1, 0), 0);
     mp_ck_code(mp_queue_put(q, "bb", 2, 0), 0);
     ck_assert_int_eq(mp_queue_qsize(q), 2);
@@ -206,11 +206,11 @@ MP_TEST(full_and_empty_with_timeouts)
     ck_assert_int_eq(mp_queue_empty(q), 0);
     t0 = mp_test_now();
     mp_ck_code(mp_queue_put(q, "c", 1, 0), MP_EFULL);
-    ck_assert(mp_test_now() - t0 < 0.05);
+    ck_assert(mp_test_now() - t0 < MP_T(0.05));
     t0 = mp_test_now();
     mp_ck_code(mp_queue_put(q, "c", 1, 0.2), MP_EFULL);
     el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.2 && el < 1.5, "%.3f", el);
+    ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "%.3f", el);
     ck_assert_int_eq(mp_queue_get(q, buf, sizeof buf, 0), 1);
     ck_assert_int_eq(buf[0], 'a');
     mp_ck_code(mp_queue_put(q, "c", 1, 0), 0);
@@ -308,7 +308,7 @@ static int t_get_until_eof(void *arg)
     double t0 = mp_test_now();
     ssize_t n = mp_queue_get(s->q, b, sizeof b, MP_FOREVER);
     /* Woken by the close, not by a timeout. */
-    return n == MP_EOF && mp_test_now() - t0 < 10 ? 0 : 1;
+    return n == MP_EOF && mp_test_now() - t0 < MP_T(10) ? 0 : 1;
 }
 
 MP_TEST(close_drains_then_eof)
@@ -338,10 +338,10 @@ MP_TEST(close_wakes_blocked_getters)
         mp_process *p[2];
         for (int i = 0; i < 2; i++)
             p[i] = mp_test_start(t_get_until_eof, s, 0, mp_test_methods[k]);
-        mp_test_sleep(0.2); /* asleep past the spin */
+        mp_test_sleep(MP_T(0.2)); /* asleep past the spin */
         mp_ck_code(mp_queue_close(s->q), 0);
         for (int i = 0; i < 2; i++)
-            ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
+            ck_assert_int_eq(mp_test_finish(p[i], MP_T(30)), 0);
         free_shared(s);
     }
 }
@@ -352,17 +352,18 @@ MP_TEST(close_wakes_blocked_getters)
 static int t_late_put(void *arg)
 {
     struct shared *s = arg;
-    mp_test_sleep(0.2);
+    mp_test_sleep(MP_T(0.2)); /* the parent is asleep by then */
     int v = 42;
-    return mp_queue_put(s->q, &v, sizeof v, 10);
+    return mp_queue_put(s->q, &v, sizeof v, MP_T(10));
 }
 
 static int t_late_get(void *arg)
 {
     struct shared *s = arg;
-    mp_test_sleep(0.2);
+    mp_test_sleep(MP_T(0.2)); /* the parent is asleep by then */
     int v;
-    return mp_queue_get(s->q, &v, sizeof v, 10) == sizeof v && v == 1 ? 0 : 1;
+    return mp_queue_get(s->q, &v, sizeof v, MP_T(10)) == sizeof v && v == 1 ? 0
+                                                                            : 1;
 }
 
 MP_TEST(sleepers_are_woken)
@@ -374,16 +375,16 @@ MP_TEST(sleepers_are_woken)
         mp_process *p = mp_test_start(t_late_put, s, 0, mp_test_methods[k]);
         int v = 0;
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_queue_get(s->q, &v, sizeof v, 10), sizeof v);
+        ck_assert_int_eq(mp_queue_get(s->q, &v, sizeof v, MP_T(10)), sizeof v);
         ck_assert_int_eq(v, 42);
-        ck_assert(mp_test_now() - t0 < 5);
-        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        ck_assert(mp_test_now() - t0 < MP_T(5));
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
         v = 1;
         mp_ck_code(mp_queue_put(s->q, &v, sizeof v, 0), 0);
         p = mp_test_start(t_late_get, s, 0, mp_test_methods[k]);
         v = 2;
-        mp_ck_code(mp_queue_put(s->q, &v, sizeof v, 10), 0);
-        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        mp_ck_code(mp_queue_put(s->q, &v, sizeof v, MP_T(10)), 0);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
         ck_assert_int_eq(mp_queue_get(s->q, &v, sizeof v, 0), sizeof v);
         ck_assert_int_eq(v, 2);
         free_shared(s);
@@ -398,7 +399,7 @@ static int t_work_and_done(void *arg)
     struct shared *s = arg;
     char b[64];
     for (;;) {
-        ssize_t n = mp_queue_get(s->q, b, sizeof b, 30);
+        ssize_t n = mp_queue_get(s->q, b, sizeof b, MP_T(30));
         if (n == MP_EOF)
             return 0;
         if (n < 0)
@@ -420,12 +421,12 @@ MP_TEST(joinable_join_waits_for_task_done)
     mp_process *p[2];
     for (int i = 0; i < 2; i++)
         p[i] = mp_test_start(t_work_and_done, s, 0, mp_test_methods[i + 1]);
-    mp_ck_code(mp_queue_join(s->q, 30), 0);
+    mp_ck_code(mp_queue_join(s->q, MP_T(30)), 0);
     ck_assert_int_eq(mp_queue_qsize(s->q), 0);
     mp_ck_code(mp_queue_task_done(s->q), MP_ERANGE);
     mp_queue_close(s->q);
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
+        ck_assert_int_eq(mp_test_finish(p[i], MP_T(30)), 0);
     free_shared(s);
 }
 
@@ -440,7 +441,7 @@ static int t_put_50mb(void *arg)
     char *b = malloc(MB);
     for (int i = 0; i < 50; i++) {
         memset(b, i, MB);
-        if (mp_queue_put(s->q, b, MB, 10) != 0)
+        if (mp_queue_put(s->q, b, MB, MP_T(10)) != 0)
             return 1;
     }
     free(b);
@@ -454,7 +455,7 @@ MP_TEST(child_that_put_50mb_joins_before_reading)
     mp_queue_opts o = {.capacity = (size_t)128 << 20};
     struct shared *s = new_shared(&o);
     mp_process *p = mp_test_start(t_put_50mb, s, 0, MP_START_FORK);
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     ck_assert_int_eq(mp_queue_qsize(s->q), 50);
     char *b = malloc(MB);
     int bad = 0;
@@ -603,12 +604,12 @@ MP_TEST(killed_at_random_moments)
         }
         s->stop = 1;
         for (int i = 2; i < 4; i++)
-            mp_test_finish(ps[i], 60);
+            mp_test_finish(ps[i], MP_T(60));
         mp_queue_close(s->q);
         if (dead[0] && dead[1])
             t_chaos_consume(s); /* no consumer left: drain here */
         for (int i = 0; i < 2; i++)
-            mp_test_finish(ps[i], 60);
+            mp_test_finish(ps[i], MP_T(60));
         long twice = 0, lost = 0;
         for (int p = 0; p < 2; p++) {
             for (long i = 0; i < CHAOS_MAX; i++) {
@@ -660,7 +661,7 @@ static int t_fault_put(void *arg)
     struct msg *m = malloc(sizeof *m + 4096);
     for (uint32_t i = 0; i < 4; i++) {
         size_t n = make_msg(m, 0, i, fault_now->size);
-        if (mp_queue_put(fault_now->q, m, n, 10) != 0)
+        if (mp_queue_put(fault_now->q, m, n, MP_T(10)) != 0)
             return 1;
     }
     return 0; /* the hook never fired */
@@ -672,7 +673,7 @@ static int t_fault_get(void *arg)
     mp__queue_fault_hook = fault_hook;
     struct msg *m = malloc(sizeof *m + 4096);
     for (int i = 0; i < 4; i++) {
-        ssize_t n = mp_queue_get(fault_now->q, m, sizeof *m + 4096, 10);
+        ssize_t n = mp_queue_get(fault_now->q, m, sizeof *m + 4096, MP_T(10));
         if (n < 0 || !msg_ok(m, (size_t)n))
             return 1;
         fault_now->got[fault_now->ngot++] = (int)m->seq;
@@ -742,7 +743,7 @@ MP_TEST(killed_at_each_step)
             }
             mp_process *p = mp_test_start(is_put ? t_fault_put : t_fault_get, f,
                                           0, MP_START_FORK);
-            ck_assert_msg(mp_test_finish(p, 30) == -SIGKILL,
+            ck_assert_msg(mp_test_finish(p, MP_T(30)) == -SIGKILL,
                           "step %d size %u: not killed", step, f->size);
             int mask = drain(f->q);
             if (is_put) {
@@ -779,7 +780,7 @@ static mp_queue *lw_q;
 static int lw_producer(void *arg)
 {
     (void)arg;
-    mp_test_sleep(0.2); /* the consumer is asleep by now */
+    mp_test_sleep(MP_T(0.2)); /* the consumer is asleep by now */
     mp__queue_fault_hook = lw_hook;
     mp_queue_put(lw_q, "hello", 5, MP_FOREVER);
     return 0;
@@ -796,9 +797,9 @@ MP_TEST(producer_killed_before_its_wakeup)
         mp_process *p = mp_test_start(lw_producer, NULL, 0, MP_START_FORK);
         char buf[16];
         double t0 = mp_test_now();
-        ck_assert_int_eq(mp_queue_get(lw_q, buf, sizeof buf, 10.0), 5);
-        ck_assert_msg(mp_test_now() - t0 < 5.0, "woken late");
-        ck_assert_int_eq(mp_test_finish(p, 30), -SIGKILL);
+        ck_assert_int_eq(mp_queue_get(lw_q, buf, sizeof buf, MP_T(10.0)), 5);
+        ck_assert_msg(mp_test_now() - t0 < MP_T(5.0), "woken late");
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), -SIGKILL);
         mp_queue_free(lw_q);
     }
 }
@@ -808,7 +809,7 @@ static __thread int cr_is_producer;
 static void cr_hook(int step)
 {
     if (cr_is_producer && step == MP__QP_LOCKED)
-        mp_test_sleep(0.2); /* a producer descheduled inside its put */
+        mp_test_sleep(MP_T(0.2)); /* a producer descheduled inside its put */
 }
 
 static mp_queue *cr_q;
@@ -828,10 +829,10 @@ MP_TEST(put_racing_close_is_never_stranded)
     mp__queue_fault_hook = cr_hook;
     pthread_t t;
     pthread_create(&t, NULL, cr_producer, NULL);
-    mp_test_sleep(0.05);
+    mp_test_sleep(MP_T(0.05)); /* it is inside its put by then */
     mp_ck_code(mp_queue_close(cr_q), 0);
     char b[8];
-    ssize_t g = mp_queue_get(cr_q, b, sizeof b, 5.0);
+    ssize_t g = mp_queue_get(cr_q, b, sizeof b, MP_T(5.0));
     pthread_join(t, NULL);
     mp__queue_fault_hook = NULL;
     /* Either the put came before the close and is delivered, or after
@@ -856,7 +857,7 @@ static void *sk_producer(void *arg)
 {
     (void)arg;
     double t0 = mp_test_now();
-    sk_put = mp_queue_put(sk_q, sk_big, 2040, 5.0);
+    sk_put = mp_queue_put(sk_q, sk_big, 2040, MP_T(5.0));
     sk_took = mp_test_now() - t0;
     return NULL;
 }
@@ -876,11 +877,11 @@ MP_TEST(skipped_wrap_marker_wakes_producer)
     mp_ck_code(mp_queue_put(sk_q, sk_big, 2040, 0), 0);
     pthread_t t;
     pthread_create(&t, NULL, sk_producer, NULL);
-    mp_test_sleep(0.3); /* past its spin: asleep for room */
+    mp_test_sleep(MP_T(0.3)); /* past its spin: asleep for room */
     char one[1];
     mp_ck_code(mp_queue_get(sk_q, one, 1, 0), MP_EMSGSIZE);
     pthread_join(t, NULL);
     mp_ck_code(sk_put, 0);
-    ck_assert_msg(sk_took < 2.0, "producer woke after %.2f s", sk_took);
+    ck_assert_msg(sk_took < MP_T(2.0), "producer woke after %.2f s", sk_took);
     mp_queue_free(sk_q);
 }

@@ -84,7 +84,7 @@ static int t_lock_busy(void *arg)
     if (mp_lock_acquire(s->lock, 0.2) != MP_ETIMEDOUT)
         return 3;
     double el = mp_test_now() - t0;
-    return el >= 0.2 && el < 1.5 ? 0 : 4;
+    return el >= 0.2 && el < MP_T(1.5) ? 0 : 4;
 }
 
 MP_TEST(lock_timeout_across_processes)
@@ -94,7 +94,7 @@ MP_TEST(lock_timeout_across_processes)
     for (int k = 0; k < 3; k++)
         ck_assert_int_eq(
             mp_test_finish(mp_test_start(t_lock_busy, s, 0, mp_test_methods[k]),
-                           30),
+                           MP_T(30)),
             0);
     mp_ck_code(mp_lock_release(s->lock), 0);
     free_shared(s);
@@ -125,7 +125,7 @@ MP_TEST(mutual_exclusion_every_method)
         for (int i = 0; i < 4; i++)
             p[i] = mp_test_start(t_increment, s, 0, mp_test_methods[k]);
         for (int i = 0; i < 4; i++)
-            ck_assert_int_eq(mp_test_finish(p[i], 120), 0);
+            ck_assert_int_eq(mp_test_finish(p[i], MP_T(120)), 0);
         ck_assert_int_eq(s->counter, 4L * INCREMENTS);
         free_shared(s);
     }
@@ -163,13 +163,13 @@ MP_TEST(dead_holder_hands_lock_on)
             s->how = how;
             mp_process *p =
                 mp_test_start(t_hold_and_die, s, 0, mp_test_methods[k]);
-            mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
+            mp_ck_code(mp_semaphore_acquire(s->sem, MP_T(30)), 0);
             if (how == DIE_KILLED)
                 mp_process_kill(p);
-            mp_test_finish(p, 30);
+            mp_test_finish(p, MP_T(30));
             double t0 = mp_test_now();
-            mp_ck_code(mp_lock_acquire(s->lock, 5), MP_EOWNERDEAD);
-            ck_assert(mp_test_now() - t0 < 1.0);
+            mp_ck_code(mp_lock_acquire(s->lock, MP_T(5)), MP_EOWNERDEAD);
+            ck_assert(mp_test_now() - t0 < MP_T(1.0));
             /* The lock stays usable. */
             mp_ck_code(mp_lock_release(s->lock), 0);
             mp_ck_code(mp_lock_acquire(s->lock, 0), 0);
@@ -185,7 +185,7 @@ static int t_hold_then_die(void *arg)
     if (mp_lock_acquire(s->lock, MP_FOREVER) != 0)
         return 100;
     mp_semaphore_release(s->sem);
-    mp_test_sleep(0.3);
+    mp_test_sleep(MP_T(0.3)); /* the test is asleep in acquire by then */
     raise(SIGKILL);
     return 1;
 }
@@ -196,12 +196,12 @@ MP_TEST(waiter_woken_when_holder_dies)
        wakes the waiter at once. */
     struct shared *s = new_shared();
     mp_process *p = mp_test_start(t_hold_then_die, s, 0, MP_START_FORK);
-    mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(s->sem, MP_T(30)), 0);
     double t0 = mp_test_now();
-    mp_ck_code(mp_lock_acquire(s->lock, 10), MP_EOWNERDEAD);
+    mp_ck_code(mp_lock_acquire(s->lock, MP_T(10)), MP_EOWNERDEAD);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el < 1.0, "woke after %.3f s", el);
-    ck_assert_int_eq(mp_test_finish(p, 10), -SIGKILL);
+    ck_assert_msg(el < MP_T(1.0), "woke after %.3f s", el);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(10)), -SIGKILL);
     mp_ck_code(mp_lock_release(s->lock), 0);
     free_shared(s);
 }
@@ -219,7 +219,7 @@ MP_TEST(dead_thread_hands_lock_on)
     pthread_t t;
     pthread_create(&t, NULL, thread_takes_lock, l);
     pthread_join(t, NULL);
-    mp_ck_code(mp_lock_acquire(l, 1), MP_EOWNERDEAD);
+    mp_ck_code(mp_lock_acquire(l, MP_T(1)), MP_EOWNERDEAD);
     mp_ck_code(mp_lock_release(l), 0);
     mp_lock_free(l);
 }
@@ -239,12 +239,12 @@ static int t_make_lock(void *arg)
     m->lock = l;
     m->stage = 1;
     for (int i = 0; i < 10000 && m->stage != 2; i++)
-        mp_test_sleep(0.001);
+        mp_test_sleep(MP_T(0.001)); /* 10 s in all, scaled */
     /* The user timed out on it while we held it; now let it in. */
     if (mp_lock_release(l) != 0)
         return 2;
     for (int i = 0; i < 10000 && m->stage != 3; i++)
-        mp_test_sleep(0.001);
+        mp_test_sleep(MP_T(0.001)); /* 10 s in all, scaled */
     mp_lock_free(l);
     return m->stage == 3 ? 0 : 3;
 }
@@ -253,11 +253,11 @@ static int t_use_posted_lock(void *arg)
 {
     struct mailbox *m = arg;
     for (int i = 0; i < 10000 && m->stage != 1; i++)
-        mp_test_sleep(0.001);
+        mp_test_sleep(MP_T(0.001)); /* 10 s in all, scaled */
     if (m->stage != 1 || mp_lock_acquire(m->lock, 0.05) != MP_ETIMEDOUT)
         return 1;
     m->stage = 2;
-    if (mp_lock_acquire(m->lock, 10) != 0)
+    if (mp_lock_acquire(m->lock, MP_T(10)) != 0)
         return 2;
     mp_lock_release(m->lock);
     m->stage = 3;
@@ -274,8 +274,8 @@ MP_TEST(lock_reaches_process_through_shared_memory)
             mp_test_start(t_use_posted_lock, m, 0, mp_test_methods[k]);
         mp_process *maker =
             mp_test_start(t_make_lock, m, 0, mp_test_methods[(k + 1) % 3]);
-        ck_assert_int_eq(mp_test_finish(user, 60), 0);
-        ck_assert_int_eq(mp_test_finish(maker, 60), 0);
+        ck_assert_int_eq(mp_test_finish(user, MP_T(60)), 0);
+        ck_assert_int_eq(mp_test_finish(maker, MP_T(60)), 0);
         mp_shared_free(m);
     }
 }
@@ -305,13 +305,15 @@ MP_TEST(rlock_basics)
         mp_ck_code(mp_rlock_acquire(s->rlock, MP_FOREVER), 0);
     mp_ck_code(mp_rlock_release(s->rlock), 0);
     ck_assert_int_eq(
-        mp_test_finish(mp_test_start(t_rlock_busy, s, 0, MP_START_FORK), 30),
+        mp_test_finish(mp_test_start(t_rlock_busy, s, 0, MP_START_FORK),
+                       MP_T(30)),
         0);
     mp_ck_code(mp_rlock_release(s->rlock), 0);
     mp_ck_code(mp_rlock_release(s->rlock), 0);
     mp_ck_code(mp_rlock_release(s->rlock), MP_EPERM);
     ck_assert_int_eq(
-        mp_test_finish(mp_test_start(t_rlock_free, s, 0, MP_START_SPAWN), 30),
+        mp_test_finish(mp_test_start(t_rlock_free, s, 0, MP_START_SPAWN),
+                       MP_T(30)),
         0);
     free_shared(s);
 }
@@ -331,14 +333,15 @@ MP_TEST(rlock_dead_holder)
     struct shared *s = new_shared();
     mp_process *p =
         mp_test_start(t_rlock_hold_and_die, s, 0, MP_START_FORKSERVER);
-    mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(s->sem, MP_T(30)), 0);
     mp_process_kill(p);
-    mp_test_finish(p, 30);
-    mp_ck_code(mp_rlock_acquire(s->rlock, 5), MP_EOWNERDEAD);
+    mp_test_finish(p, MP_T(30));
+    mp_ck_code(mp_rlock_acquire(s->rlock, MP_T(5)), MP_EOWNERDEAD);
     /* Depth 1, whatever the dead holder's depth: one release frees it. */
     mp_ck_code(mp_rlock_release(s->rlock), 0);
     ck_assert_int_eq(
-        mp_test_finish(mp_test_start(t_rlock_free, s, 0, MP_START_FORK), 30),
+        mp_test_finish(mp_test_start(t_rlock_free, s, 0, MP_START_FORK),
+                       MP_T(30)),
         0);
     free_shared(s);
 }
@@ -364,11 +367,12 @@ static void *thread_cond_waiter(void *arg)
     return (void *)(intptr_t)t_cond_waiter(arg);
 }
 
-/* Wait until the woken count reaches n (or 10 s pass); its value. */
+/* Wait until the woken count reaches n (or 10 s pass, scaled); its
+   value. */
 static int woken_reaches(struct shared *s, int n)
 {
     for (int i = 0; i < 1000 && mp_semaphore_value(s->woken) < n; i++)
-        mp_test_sleep(0.01);
+        mp_test_sleep(MP_T(0.01));
     return mp_semaphore_value(s->woken);
 }
 
@@ -382,13 +386,13 @@ static void start_waiters(struct shared *s, mp_process **p, int np,
     for (int i = 0; i < nt; i++)
         pthread_create(&t[i], NULL, thread_cond_waiter, s);
     for (int i = 0; i < np + nt; i++)
-        mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
+        mp_ck_code(mp_semaphore_acquire(s->sem, MP_T(30)), 0);
 }
 
 static void finish_waiters(mp_process **p, int np, pthread_t *t, int nt)
 {
     for (int i = 0; i < np; i++)
-        ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
+        ck_assert_int_eq(mp_test_finish(p[i], MP_T(30)), 0);
     for (int i = 0; i < nt; i++) {
         void *r;
         pthread_join(t[i], &r);
@@ -414,7 +418,7 @@ MP_TEST(condition_notify)
     mp_process *p[1];
     pthread_t t[1];
     start_waiters(s, p, 1, t, 1);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* the waiters are asleep by then */
     ck_assert_int_eq(mp_semaphore_value(s->woken), 0);
     notify(s, 1);
     ck_assert_int_eq(woken_reaches(s, 1), 1);
@@ -434,12 +438,12 @@ MP_TEST(condition_notify_all)
     s->timeout = 0.1;
     start_waiters(s, p, 3, t, 3);
     for (int i = 0; i < 6; i++)
-        mp_ck_code(mp_semaphore_acquire(s->woken, 30), 0);
+        mp_ck_code(mp_semaphore_acquire(s->woken, MP_T(30)), 0);
     finish_waiters(p, 3, t, 3);
     /* Six that wait for good, all woken by one notify_all. */
     s->timeout = MP_FOREVER;
     start_waiters(s, p, 3, t, 3);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* the waiters are asleep by then */
     ck_assert_int_eq(mp_semaphore_value(s->woken), 0);
     notify(s, -1);
     ck_assert_int_eq(woken_reaches(s, 6), 6);
@@ -455,11 +459,11 @@ MP_TEST(condition_notify_n)
     mp_process *p[3];
     pthread_t t[3];
     start_waiters(s, p, 3, t, 3);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* the waiters are asleep by then */
     ck_assert_int_eq(mp_semaphore_value(s->woken), 0);
     notify(s, 2);
     ck_assert_int_eq(woken_reaches(s, 2), 2);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1));
     ck_assert_int_eq(mp_semaphore_value(s->woken), 2); /* not more */
     notify(s, 4);
     ck_assert_int_eq(woken_reaches(s, 6), 6);
@@ -467,7 +471,7 @@ MP_TEST(condition_notify_n)
     /* No waiters: nothing happens and nothing is kept for later. */
     notify(s, 3);
     start_waiters(s, p, 1, t, 0);
-    mp_test_sleep(0.2);
+    mp_test_sleep(MP_T(0.2));
     ck_assert_int_eq(mp_semaphore_value(s->woken), 6);
     notify(s, 1);
     ck_assert_int_eq(woken_reaches(s, 7), 7);
@@ -483,11 +487,11 @@ MP_TEST(condition_timeout_and_result)
     mp_ck_code(mp_condition_acquire(c, MP_FOREVER), 0);
     double t0 = mp_test_now();
     mp_ck_code(mp_condition_wait(c, 0), MP_ETIMEDOUT);
-    ck_assert(mp_test_now() - t0 < 0.05);
+    ck_assert(mp_test_now() - t0 < MP_T(0.05));
     t0 = mp_test_now();
     mp_ck_code(mp_condition_wait(c, 0.1), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.1 && el < 1.5, "%.3f", el);
+    ck_assert_msg(el >= 0.1 && el < MP_T(1.5), "%.3f", el);
     mp_ck_code(mp_condition_release(c), 0);
     mp_condition_free(c);
 }
@@ -509,9 +513,9 @@ MP_TEST(condition_wait_notified)
         mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
         mp_ck_code(mp_condition_acquire(s->cond, MP_FOREVER), 0);
         mp_process *p = mp_test_start(t_notify_once, s, 0, mp_test_methods[k]);
-        mp_ck_code(mp_condition_wait(s->cond, 60), 0);
+        mp_ck_code(mp_condition_wait(s->cond, MP_T(60)), 0);
         mp_ck_code(mp_condition_release(s->cond), 0);
-        ck_assert_int_eq(mp_test_finish(p, 30), 0);
+        ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
         free_shared(s);
     }
 }
@@ -551,7 +555,7 @@ MP_TEST(condition_wait_for)
     mp_process *p = mp_test_start(t_waitfor, s, 0, MP_START_SPAWN);
     mp_ck_code(mp_condition_acquire(s->cond, MP_FOREVER), 0);
     struct want w = {s, 0};
-    ck_assert_int_eq(mp_condition_wait_for(s->cond, state_is, &w, 30), 1);
+    ck_assert_int_eq(mp_condition_wait_for(s->cond, state_is, &w, MP_T(30)), 1);
     ck_assert_int_eq(s->state, 0);
     mp_ck_code(mp_condition_release(s->cond), 0);
     for (int i = 0; i < 4; i++) {
@@ -561,7 +565,7 @@ MP_TEST(condition_wait_for)
         mp_condition_notify(s->cond, 1);
         mp_condition_release(s->cond);
     }
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     free_shared(s);
 }
 
@@ -576,7 +580,7 @@ static int t_waitfor_timeout(void *arg)
     int r = mp_condition_wait_for(s->cond, state_is, &w, 0.1);
     double dt = mp_test_now() - t0;
     mp_condition_release(s->cond);
-    return r == 0 && dt >= 0.1 && dt < 1.5 ? 0 : 1;
+    return r == 0 && dt >= 0.1 && dt < MP_T(1.5) ? 0 : 1;
 }
 
 MP_TEST(condition_wait_for_timeout)
@@ -587,7 +591,7 @@ MP_TEST(condition_wait_for_timeout)
     mp_ck_code(mp_condition_new(&s->cond, NULL, NULL), 0);
     s->state = 0;
     mp_process *p = mp_test_start(t_waitfor_timeout, s, 0, MP_START_FORK);
-    mp_ck_code(mp_semaphore_acquire(s->sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(s->sem, MP_T(30)), 0);
     for (int i = 0; i < 3; i++) {
         mp_test_sleep(0.01);
         mp_condition_acquire(s->cond, MP_FOREVER);
@@ -595,7 +599,7 @@ MP_TEST(condition_wait_for_timeout)
         mp_condition_notify(s->cond, 1);
         mp_condition_release(s->cond);
     }
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     free_shared(s);
 }
 
@@ -626,7 +630,7 @@ MP_TEST(condition_needs_the_lock)
 static int t_take_lock(void *arg)
 {
     struct shared *s = arg;
-    if (mp_lock_acquire(s->lock, 10) != 0)
+    if (mp_lock_acquire(s->lock, MP_T(10)) != 0)
         return 1;
     s->state = 1;
     mp_lock_release(s->lock);
@@ -642,7 +646,7 @@ MP_TEST(condition_releases_given_lock)
     mp_process *p = mp_test_start(t_take_lock, s, 0, MP_START_FORK);
     mp_ck_code(mp_condition_wait(s->cond, 0.5), MP_ETIMEDOUT);
     ck_assert_int_eq(mp_lock_locked(s->lock), 1); /* ours again */
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     ck_assert_int_eq(s->state, 1);
     mp_ck_code(mp_lock_release(s->lock), 0);
     free_shared(s);
@@ -651,7 +655,7 @@ MP_TEST(condition_releases_given_lock)
 static int t_take_rlock(void *arg)
 {
     struct shared *s = arg;
-    if (mp_rlock_acquire(s->rlock, 10) != 0)
+    if (mp_rlock_acquire(s->rlock, MP_T(10)) != 0)
         return 1;
     s->state = 2;
     mp_rlock_release(s->rlock);
@@ -667,7 +671,7 @@ MP_TEST(condition_restores_rlock_depth)
     mp_process *p = mp_test_start(t_take_rlock, s, 0, MP_START_FORK);
     /* Every level is released while waiting, so the child gets in. */
     mp_ck_code(mp_condition_wait(s->cond, 0.5), MP_ETIMEDOUT);
-    ck_assert_int_eq(mp_test_finish(p, 30), 0);
+    ck_assert_int_eq(mp_test_finish(p, MP_T(30)), 0);
     ck_assert_int_eq(s->state, 2);
     /* Back at depth 2. */
     mp_ck_code(mp_rlock_release(s->rlock), 0);
@@ -686,17 +690,17 @@ MP_TEST(condition_dead_waiter_does_not_wedge)
     mp_process *p[2];
     pthread_t t[1];
     start_waiters(s, p, 1, t, 0);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* asleep in the wait */
     mp_process_kill(p[0]);
-    ck_assert_int_eq(mp_test_finish(p[0], 30), -SIGKILL);
+    ck_assert_int_eq(mp_test_finish(p[0], MP_T(30)), -SIGKILL);
     start_waiters(s, p + 1, 1, t, 0);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1));
     notify(s, 1);
     ck_assert_int_eq(woken_reaches(s, 1), 1);
     finish_waiters(p + 1, 1, t, 0);
     /* The condition goes on working. */
     start_waiters(s, p, 1, t, 1);
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1));
     notify(s, -1);
     ck_assert_int_eq(woken_reaches(s, 3), 3);
     finish_waiters(p, 1, t, 1);
@@ -782,7 +786,7 @@ MP_TEST(placed_objects_shared_with_unrelated_process)
     volatile long *counter = (volatile long *)(seg + OFF_COUNTER);
 
     pid_t peer = run_peer(name, "count");
-    mp_ck_code(mp_semaphore_acquire(sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(sem, MP_T(30)), 0);
     mp_ck_code(mp_event_set(go), 0);
     for (int i = 0; i < PEER_ROUNDS; i++) {
         mp_lock_acquire(lock, MP_FOREVER);
@@ -793,9 +797,9 @@ MP_TEST(placed_objects_shared_with_unrelated_process)
     ck_assert_int_eq(*counter, 2L * PEER_ROUNDS);
 
     peer = run_peer(name, "die");
-    mp_ck_code(mp_semaphore_acquire(sem, 30), 0);
+    mp_ck_code(mp_semaphore_acquire(sem, MP_T(30)), 0);
     ck_assert_int_eq(peer_status(peer), -SIGKILL);
-    mp_ck_code(mp_lock_acquire(lock, 5), MP_EOWNERDEAD);
+    mp_ck_code(mp_lock_acquire(lock, MP_T(5)), MP_EOWNERDEAD);
     mp_ck_code(mp_lock_release(lock), 0);
 
     mp_lock_free(lock);
@@ -879,7 +883,7 @@ MP_TEST(free_while_held)
     mp_ck_code(mp_semaphore_new(&h.go, 0, 0), 0);
     pthread_t t;
     pthread_create(&t, NULL, thread_holds_lock, &h);
-    mp_ck_code(mp_semaphore_acquire(h.taken, 10), 0);
+    mp_ck_code(mp_semaphore_acquire(h.taken, MP_T(10)), 0);
     mp_lock_free(h.lock); /* left alone */
     ck_assert_int_eq(mp_lock_locked(h.lock), 1);
     mp_semaphore_release(h.go);
@@ -912,7 +916,7 @@ static void *lw_timed(void *arg)
 static void *lw_patient(void *arg)
 {
     (void)arg;
-    lw_w2 = mp_lock_acquire(lw_lock, 10.0);
+    lw_w2 = mp_lock_acquire(lw_lock, MP_T(10.0));
     lw_w2_at = mp_test_now();
     if (lw_w2 == 0)
         mp_lock_release(lw_lock);
@@ -943,8 +947,8 @@ MP_TEST(timed_out_waiter_passes_wakeup_on)
         mp_lock_release(lw_lock);
         pthread_join(b, NULL);
         mp_ck_code(lw_w2, 0);
-        ck_assert_msg(lw_w2_at - rel < 2.0, "W2 slept %.3f s on a free lock",
-                      lw_w2_at - rel);
+        ck_assert_msg(lw_w2_at - rel < MP_T(2.0),
+                      "W2 slept %.3f s on a free lock", lw_w2_at - rel);
         mp_lock_free(lw_lock);
     }
 }
@@ -963,7 +967,7 @@ static int rf_try;
 static void *rf_acquire(void *arg)
 {
     (void)arg;
-    rf_try = mp_rlock_acquire(rf_lock, 5.0);
+    rf_try = mp_rlock_acquire(rf_lock, MP_T(5.0));
     if (rf_try == 0)
         mp_rlock_release(rf_lock);
     return NULL;

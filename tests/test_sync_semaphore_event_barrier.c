@@ -19,9 +19,10 @@
 enum { N = 5, PASSES = 10, THOUSAND = 1000 };
 
 /* LONG_S - a wait that only a broken library would reach: it turns a hang
-   into a failure. JOIN_S - how long a child may take to end. */
-#define LONG_S 60.0
-#define JOIN_S 90.0
+   into a failure. JOIN_S - how long a child may take to end. Both scaled
+   (harness.h). */
+#define LONG_S MP_T(60.0)
+#define JOIN_S MP_T(90.0)
 
 /* Atomically add one to *p. */
 static void add(int *p)
@@ -92,11 +93,11 @@ MP_TEST(semaphore_timeouts)
     double t0 = mp_test_now();
     mp_ck_code(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el < 0.05, "acquire(0) took %.3f s", el);
+    ck_assert_msg(el < MP_T(0.05), "acquire(0) took %.3f s", el);
     t0 = mp_test_now();
     mp_ck_code(mp_semaphore_acquire(s, 0.2), MP_ETIMEDOUT);
     el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.2 && el < 1.5, "acquire(0.2) took %.3f s", el);
+    ck_assert_msg(el >= 0.2 && el < MP_T(1.5), "acquire(0.2) took %.3f s", el);
     ck_assert_int_eq(mp_semaphore_value(s), 0);
     /* With a unit available a timed acquire takes it. */
     mp_ck_code(mp_semaphore_release(s), 0);
@@ -124,7 +125,7 @@ MP_TEST(semaphore_across_processes)
         mp_process *p = mp_test_start(t_release_many, s, 0, mp_test_methods[k]);
         int got = 0, r = 0;
         for (int i = 0; i < THOUSAND; i++) {
-            r = mp_semaphore_acquire(s, 10);
+            r = mp_semaphore_acquire(s, MP_T(10));
             if (r != 0)
                 break;
             got++;
@@ -184,7 +185,7 @@ MP_TEST(semaphore_bad_inputs)
 /* A child: sleep 0.1 s, then set the event (CPython's _test_event). */
 static int t_set_later(void *arg)
 {
-    mp_test_sleep(0.1);
+    mp_test_sleep(MP_T(0.1)); /* the test waits by then */
     return mp_event_set(arg) != 0;
 }
 
@@ -196,11 +197,11 @@ MP_TEST(event_basic)
     double t0 = mp_test_now();
     ck_assert_int_eq(mp_event_wait(e, 0), 0);
     double el = mp_test_now() - t0;
-    ck_assert_msg(el < 0.05, "wait(0) took %.3f s", el);
+    ck_assert_msg(el < MP_T(0.05), "wait(0) took %.3f s", el);
     t0 = mp_test_now();
     ck_assert_int_eq(mp_event_wait(e, 0.1), 0);
     el = mp_test_now() - t0;
-    ck_assert_msg(el >= 0.1 && el < 1.5, "wait(0.1) took %.3f s", el);
+    ck_assert_msg(el >= 0.1 && el < MP_T(1.5), "wait(0.1) took %.3f s", el);
 
     mp_ck_code(mp_event_set(e), 0);
     ck_assert_int_eq(mp_event_is_set(e), 1);
@@ -209,7 +210,7 @@ MP_TEST(event_basic)
     ck_assert_int_eq(mp_event_wait(e, MP_FOREVER), 1);
     ck_assert_int_eq(mp_event_wait(e, 0.1), 1);
     el = mp_test_now() - t0;
-    ck_assert_msg(el < 0.05, "waits on a set event took %.3f s", el);
+    ck_assert_msg(el < MP_T(0.05), "waits on a set event took %.3f s", el);
 
     for (int k = 0; k < 3; k++) {
         mp_ck_code(mp_event_clear(e), 0);
@@ -251,12 +252,12 @@ static void *th_event_waiter(void *arg)
     return NULL;
 }
 
-/* Wait (up to 30 s) until w announced itself and its thread sleeps
+/* Wait (up to 30 s, scaled) until w announced itself and its thread sleeps
    (state S in /proc): it is then inside mp_event_wait, past the moment
    it read the flag. Returns 1 if so. */
 static int waiter_asleep(const struct waiter *w)
 {
-    double end = mp_test_now() + 30;
+    double end = mp_test_now() + MP_T(30);
     while (mp_test_now() < end) {
         if (__atomic_load_n(&w->ready, __ATOMIC_ACQUIRE)) {
             char path[64], buf[512];
@@ -312,7 +313,7 @@ MP_TEST(event_set_then_clear_wakes)
     struct waiter *w = mp_shared_alloc(W * sizeof *w);
     ck_assert_ptr_nonnull(w);
     for (int i = 0; i < W; i++)
-        w[i] = (struct waiter){.e = e, .timeout = 30, .result = -100};
+        w[i] = (struct waiter){.e = e, .timeout = MP_T(30), .result = -100};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, th_event_waiter, &w[0]), 0);
     mp_process *p[W - 1];
@@ -436,10 +437,11 @@ static int run_parties(mp_target_fn fn, struct bctx *c, int nchild, int self)
     return failed;
 }
 
-/* Poll until at least n participants wait on b (30 s at most); 1 if so. */
+/* Poll until at least n participants wait on b (30 s at most, scaled); 1
+   if so. */
 static int until_waiting(mp_barrier *b, int n)
 {
-    double end = mp_test_now() + 30;
+    double end = mp_test_now() + MP_T(30);
     while (mp_barrier_n_waiting(b) < n) {
         if (mp_test_now() > end)
             return 0;
@@ -693,7 +695,7 @@ MP_TEST(barrier_timeout)
 static int p_default_timeout(void *arg)
 {
     struct bctx *c = ((const struct part *)arg)->c;
-    int i = mp_barrier_wait(c->b, 30.0);
+    int i = mp_barrier_wait(c->b, MP_T(30.0));
     if (i < 0)
         return give_up(c);
     if (i == N / 2)
@@ -807,7 +809,7 @@ MP_TEST(barrier_dead_participant)
         double t0 = mp_test_now();
         mp_ck_code(mp_barrier_wait(c->b, MP_FOREVER), MP_EBROKEN);
         double el = mp_test_now() - t0;
-        ck_assert_msg(el < 2.0, "method %d: noticed after %.3f s", k, el);
+        ck_assert_msg(el < MP_T(2.0), "method %d: noticed after %.3f s", k, el);
         ck_assert_int_eq(mp_barrier_broken(c->b), 1);
         /* A reset makes it usable again. */
         mp_ck_code(mp_barrier_reset(c->b), 0);
@@ -855,7 +857,7 @@ MP_TEST(barrier_dead_participant_wakes_waiter)
         ck_assert_int_eq(pthread_join(th, NULL), 0);
         mp_ck_code(t.result, MP_EBROKEN);
         double el = t.end - t0;
-        ck_assert_msg(el < 2.0, "method %d: noticed after %.3f s", k, el);
+        ck_assert_msg(el < MP_T(2.0), "method %d: noticed after %.3f s", k, el);
         ck_assert_int_eq(mp_barrier_broken(c->b), 1);
         ctx_free(c);
     }
@@ -962,7 +964,7 @@ static volatile int sl_res = 99;
 static void *sl_waiter(void *arg)
 {
     (void)arg;
-    sl_res = mp_barrier_wait(sl_bar, 10.0);
+    sl_res = mp_barrier_wait(sl_bar, MP_T(10.0));
     return NULL;
 }
 
@@ -977,7 +979,7 @@ MP_TEST(barrier_waiter_without_slot_sees_reset)
         p[i] = mp_test_start(sl_child, NULL, 0, MP_START_FORK);
         while (mp_barrier_n_waiting(sl_bar) != 1)
             mp_test_sleep(0.001);
-        mp_test_sleep(0.02); /* asleep in the wait, holding a slot */
+        mp_test_sleep(MP_T(0.02)); /* asleep in the wait, holding a slot */
         kill(mp_process_pid(p[i]), SIGSTOP);
         mp_ck_code(mp_barrier_reset(sl_bar), 0);
     }
@@ -990,7 +992,7 @@ MP_TEST(barrier_waiter_without_slot_sees_reset)
     mp_ck_code(sl_res, MP_EBROKEN);
     for (int i = 0; i < 4; i++) {
         kill(mp_process_pid(p[i]), SIGCONT);
-        ck_assert_int_eq(mp_test_finish(p[i], 30), 0);
+        ck_assert_int_eq(mp_test_finish(p[i], MP_T(30)), 0);
     }
     mp_barrier_free(sl_bar);
 }
@@ -1009,10 +1011,10 @@ MP_TEST(barrier_action_cannot_reenter)
 {
     mp_barrier_opts o = {.action = re_action};
     mp_ck_code(mp_barrier_new(&re_bar, 1, &o), 0);
-    ck_assert_int_eq(mp_barrier_wait(re_bar, 5.0), 0);
+    ck_assert_int_eq(mp_barrier_wait(re_bar, MP_T(5.0)), 0);
     mp_ck_code(re_abort, MP_EDEADLK);
     ck_assert_int_eq(mp_barrier_broken(re_bar), 0);
     /* The lock was not let go under the action's feet: usable still. */
-    ck_assert_int_eq(mp_barrier_wait(re_bar, 5.0), 0);
+    ck_assert_int_eq(mp_barrier_wait(re_bar, MP_T(5.0)), 0);
     mp_barrier_free(re_bar);
 }
