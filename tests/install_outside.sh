@@ -30,3 +30,9 @@ for m in fork spawn forkserver; do
     MP_START_METHOD=$m ../cm/build/outside_cm | grep -q "outside: ok ($m)"
     echo "outside program ok under $m"
 done
+# The man pages came with the install: man(1) finds a function by name.
+if command -v man >/dev/null 2>&1; then
+    MANPATH="$tmp/prefix/share/man" man 3 mp_queue_put 2>/dev/null |
+        grep -q "mp_queue_put(mp_queue \*q, const void \*data"
+    echo "man 3 mp_queue_put shows the call"
+fi

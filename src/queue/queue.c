@@ -359,6 +359,14 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         }
         struct rec r = {(uint32_t)len, kind};
         memcpy(base + off, &r, sizeof r);
+        uint64_t nh = PACK(CNT(h) + 1, pos + waste + need);
+        if (refl) {
+            /* Counted before the commit (so never after a consumer's
+               count of it), announced so that a death before the commit
+               is undone. */
+            announce(&q->pacct, q->ref_in, q->ref_in + refl, nh);
+            __atomic_store_n(&q->ref_in, q->ref_in + refl, __ATOMIC_SEQ_CST);
+        }
         HOOK(MP__QP_HEADER);
         if (__builtin_expect(mp__queue_fault_hook != NULL, 0)) {
             memcpy(base + off + sizeof r, data, len / 2);
@@ -368,15 +376,10 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
         } else if (len) {
             memcpy(base + off + sizeof r, data, len);
         }
-        uint64_t nh = PACK(CNT(h) + 1, pos + waste + need);
-        if (refl) {
-            announce(&q->pacct, q->ref_in, q->ref_in + refl, nh);
-            __atomic_store_n(&q->ref_in, q->ref_in + refl, __ATOMIC_SEQ_CST);
-        }
         __atomic_store_n(&q->head, nh, __ATOMIC_SEQ_CST);
+        HOOK(MP__QP_COMMITTED);
         if (refl)
             __atomic_store_n(&q->pacct.pending, 0, __ATOMIC_RELEASE);
-        HOOK(MP__QP_COMMITTED);
         mp__rmutex_unlock(&q->plock);
         HOOK(MP__QP_UNLOCKED);
         mp__wake_sleepers(&q->data_seq, &q->cons_sleep);
@@ -470,17 +473,19 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
                                err == MP_ETIMEDOUT ? MP_EEMPTY : MP_ENOMEM);
             memcpy(block, src, len);
         }
-        HOOK(MP__QG_COPIED);
         uint64_t nt = PACK(CNT(t) + 1, POS(t) + rec_size(r.len));
+        /* Counted after the commit (so never before the producer's
+           count), announced so that a death after it is completed. */
         if (r.kind == K_REF)
             announce(&q->cacct, q->ref_out, q->ref_out + ref.len, nt);
+        HOOK(MP__QG_COPIED);
         __atomic_store_n(&q->tail, nt, __ATOMIC_SEQ_CST);
+        HOOK(MP__QG_COMMITTED);
         if (r.kind == K_REF) {
             __atomic_store_n(&q->ref_out, q->ref_out + ref.len,
                              __ATOMIC_SEQ_CST);
             __atomic_store_n(&q->cacct.pending, 0, __ATOMIC_RELEASE);
         }
-        HOOK(MP__QG_COMMITTED);
         mp__rmutex_unlock(&q->clock);
         HOOK(MP__QG_UNLOCKED);
         if (r.kind == K_REF && mode != TAKE_REF)
