@@ -14,8 +14,15 @@
 #include <string.h>
 
 /* After this many workers in a row die before doing any work (crashing
-   initializer, something killing them), the pool stops replacing them. */
+   initializer, something killing them), for at least STORM_NS, the pool
+   stops replacing them. A count alone is not enough: on a loaded machine
+   a replacement can wait tens of milliseconds for its first time slice,
+   and a few kills in that time (the OOM killer, a chaos test) land on
+   workers still starting, while the pool as a whole goes on working. A
+   real storm (an initializer that always crashes) still breaks the pool
+   within about a second. */
 #define STORM_LIMIT 8
+#define STORM_NS    1000000000ull
 
 /* How long an initializer may take at mp_pool_new. */
 #define INIT_WAIT_NS 60000000000ull
@@ -62,6 +69,9 @@ static int start_worker(mp_pool *pool, int w)
     __atomic_store_n(&s->state, MP__W_STARTING, __ATOMIC_RELEASE);
     s->pid = 0;
     s->job = 0;
+    /* The worker zeroes it too, but it may be killed before: a count left
+       by the slot's last worker would pass it off as having worked. */
+    s->tasks = 0;
     s->scan = UINT64_MAX;
     struct mp__worker_arg a = {mp__arena_off(pool->b), (uint32_t)w};
     char name[32];
@@ -258,6 +268,17 @@ static void cancel_all(mp_pool *pool)
 
 static void kill_all(mp_pool *pool);
 
+/* Count a worker that died (or failed to start) before doing any work;
+   1 when that makes a restart storm: STORM_LIMIT in a row, the first
+   STORM_NS ago or more. */
+static int storm_death(mp_pool *pool)
+{
+    uint64_t now = mp__now_ns();
+    if (pool->storm++ == 0)
+        pool->storm_since = now;
+    return pool->storm >= STORM_LIMIT && now - pool->storm_since >= STORM_NS;
+}
+
 /* A worker ended: settle, reap, and replace it if there is a reason. */
 static void on_end(mp_pool *pool, int w)
 {
@@ -287,9 +308,7 @@ static void on_end(mp_pool *pool, int w)
     pool->killed_for_timeout[w] = 0;
     if (worked > 0)
         pool->storm = 0;
-    else if (worked == 0)
-        pool->storm++;
-    if (pool->storm >= STORM_LIMIT && !pool->broken) {
+    if (worked == 0 && storm_death(pool) && !pool->broken) {
         pool->broken = 1;
         kill_all(pool);
         cancel_all(pool);
@@ -300,7 +319,7 @@ static void on_end(mp_pool *pool, int w)
     /* Closing: only a chunk put back (after a death) needs a worker. */
     if (pool->closed && !claimable_work(pool))
         return;
-    if (start_worker(pool, w) != 0 && ++pool->storm >= STORM_LIMIT) {
+    if (start_worker(pool, w) != 0 && storm_death(pool)) {
         pool->broken = 1;
         kill_all(pool);
         cancel_all(pool);

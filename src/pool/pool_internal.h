@@ -236,6 +236,7 @@ struct mp_pool {
     int terminated;          /* mp_pool_terminate called */
     int broken;              /* restart storm: workers die before working */
     int storm;               /* consecutive workers dead before any work */
+    uint64_t storm_since;    /* when the first of them was counted */
     pthread_mutex_t mu;      /* guards all of the parent's side */
     mp_process **workers;    /* by slot; NULL: none */
     int *killed_for_timeout; /* by slot: the parent killed it */
