@@ -9,6 +9,7 @@
 #include "../src/queue/queue_internal.h"
 #include "../src/sync/sync_internal.h"
 
+#include "../src/pool/pool_internal.h"
 #include "../src/process/process_internal.h"
 
 #include <dirent.h>
@@ -767,4 +768,44 @@ MP_TEST(spawned_children_get_only_their_own_descriptors)
         ck_assert_msg(n <= 5, "method %d: %d descriptors", k, n);
     }
     close(57);
+}
+
+/* ---- a worker stopped between its claim and its first item ------------
+ */
+
+static int *stop_once; /* shared: the first worker to claim stops */
+
+static void stop_first_claim(int step)
+{
+    if (step == MP__PW_CLAIMED && __atomic_exchange_n(stop_once, 0, 0))
+        raise(SIGSTOP);
+}
+
+MP_TEST(worker_stopped_after_claim_is_seen_by_task_timeout)
+{
+    stop_once = mp_shared_alloc(sizeof *stop_once);
+    *stop_once = 1;
+    mp__pool_fault_hook = stop_first_claim; /* fork workers inherit it */
+    mp_pool *pool;
+    mp_pool_opts o = {
+        .processes = 2, .start = MP_START_FORK, .task_timeout = 0.3};
+    mp_ck_code(mp_pool_new(&pool, &o), 0);
+    enum { N = 64 };
+    int64_t in[N], out[N];
+    int st[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    mp_map_opts mo = {.chunksize = 4, .status = st};
+    double t0 = mp_test_now();
+    /* The stopped worker's chunk runs again elsewhere once the timeout
+       kills it: nothing fails, nothing hangs. */
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, N, &mo), 0);
+    ck_assert_msg(mp_test_now() - t0 < MP_T(5), "map took %.2f s",
+                  mp_test_now() - t0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(out[i], 3 * i);
+    ck_assert_int_eq(*stop_once, 0); /* it did stop */
+    mp_pool_free(pool);
+    mp__pool_fault_hook = NULL;
+    mp_shared_free(stop_once);
 }

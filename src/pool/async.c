@@ -194,8 +194,9 @@ int mp_async_get(mp_async *a, void **result, size_t *len, double timeout)
     if (r != 0)
         return r;
     if (result != NULL) {
-        *result = a->result;
-        a->result = NULL; /* the caller's now */
+        /* The caller's now: one exchange, so that two threads getting
+           the same handle never both receive (and free) the buffer. */
+        *result = __atomic_exchange_n(&a->result, NULL, __ATOMIC_ACQ_REL);
     }
     if (len != NULL)
         *len = a->result_len;

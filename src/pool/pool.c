@@ -297,8 +297,12 @@ static void on_end(mp_pool *pool, int w)
     } else if (state == MP__W_INIT_FAILED) {
         worked = 0;
     } else if (code == 0 && state == MP__W_READY &&
-               !pool->killed_for_timeout[w]) {
-        worked = -1; /* left by choice (closing): not a death at all */
+               !pool->killed_for_timeout[w] &&
+               __atomic_load_n(&s->job, __ATOMIC_ACQUIRE) == 0) {
+        /* Left by choice (closing), holding nothing: not a death at all.
+           Status 0 from a worker holding a chunk (its task called exit(0))
+           is a death like any other. */
+        worked = -1;
     } else {
         worked = settle_death(pool, w, code);
     }
@@ -340,8 +344,10 @@ static void enforce_timeouts(mp_pool *pool)
         uint64_t job = __atomic_load_n(&s->job, __ATOMIC_ACQUIRE);
         uint64_t item = __atomic_load_n(&s->item, __ATOMIC_ACQUIRE);
         uint64_t t0 = __atomic_load_n(&s->item_start, __ATOMIC_ACQUIRE);
-        if (job != 0 && item != UINT64_MAX && t0 != 0 && now > t0 &&
-            now - t0 > limit) {
+        /* A claim is stamped before its intent is published, an item
+           before its index: t0 is never older than what job and item
+           say. No item yet (UINT64_MAX): the kill blames none. */
+        if (job != 0 && t0 != 0 && now > t0 && now - t0 > limit) {
             /* What the verdict was about: a kill landing after that item
                finished must not fail the next one. */
             pool->kill_job[w] = job;
@@ -589,8 +595,12 @@ static int await_init(mp_pool *pool)
                 __atomic_load_n(&slot(pool, w)->state, __ATOMIC_ACQUIRE);
             if (st == MP__W_INIT_FAILED)
                 return MP_ETASK;
+            /* Ended: by a failed initializer if it said so before. */
             if (st == MP__W_STARTING && worker_ended(pool, w))
-                return MP_EWORKERDIED;
+                return __atomic_load_n(&slot(pool, w)->state,
+                                       __ATOMIC_ACQUIRE) == MP__W_INIT_FAILED
+                           ? MP_ETASK
+                           : MP_EWORKERDIED;
         }
         if (all_ready(pool))
             return 0;

@@ -331,4 +331,12 @@ int mp__async_wait_until(mp_async *a, uint64_t dl);
 #define MP__ASYNC_MAGIC 0x434e5953u /* "SYNC" */
 #define MP__BOARD_MAGIC 0x44524f42u /* "BORD" */
 
+/* mp__pool_step - where a test may stop or kill a worker. */
+enum mp__pool_step {
+    MP__PW_CLAIMED = 1 /* a chunk claimed, its first item not begun */
+};
+
+/* mp__pool_fault_hook - when set (tests only), called at every step. */
+extern void (*mp__pool_fault_hook)(int step);
+
 #endif /* MP_POOL_INTERNAL_H */

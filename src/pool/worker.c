@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void (*mp__pool_fault_hook)(int step);
+
 /* mp_result - an apply task's result, as the worker collects it. */
 struct mp_result {
     void *block; /* arena block (0: empty) */
@@ -72,7 +74,14 @@ static int claim(struct mp__board *b, uint32_t me, struct mp__job **jp,
         uint64_t c = __atomic_load_n(&j->next, __ATOMIC_SEQ_CST);
         while (c < j->nchunks &&
                !__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED)) {
-            __atomic_store_n(&s->job, mp__arena_off(j), __ATOMIC_RELAXED);
+            /* With task timeouts the claim is timed from its intent: a
+               worker stopped before it reaches its first item is not
+               invisible to the timeout (its chunk is then run again),
+               and no stale stamp is ever read with a fresh intent. */
+            if (b->timeout > 0)
+                __atomic_store_n(&s->item_start, mp__now_ns(),
+                                 __ATOMIC_RELEASE);
+            __atomic_store_n(&s->job, mp__arena_off(j), __ATOMIC_RELEASE);
             __atomic_store_n(&s->chunk, c, __ATOMIC_RELAXED);
             __atomic_store_n(&s->item, UINT64_MAX, __ATOMIC_SEQ_CST);
             if (!__atomic_compare_exchange_n(
@@ -84,6 +93,7 @@ static int claim(struct mp__board *b, uint32_t me, struct mp__job **jp,
                     __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
                 *jp = j;
                 *cp = c;
+                MP__FAULT_HOOK(mp__pool_fault_hook, MP__PW_CLAIMED);
                 return 1;
             }
             /* A cursor put back after a death walks again over chunks
