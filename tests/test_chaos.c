@@ -483,6 +483,12 @@ MP_TEST(sigchld_reaper_does_not_hang_joins)
 /* ---- absurd lengths --------------------------------------------------
  */
 
+static int init_nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
 static const size_t absurd[] = {SIZE_MAX, SIZE_MAX / 2, (size_t)SSIZE_MAX + 1};
 
 static int echo(const void *arg, size_t len, mp_result *res)
@@ -539,6 +545,25 @@ MP_TEST(absurd_lengths_are_refused_and_objects_stay_intact)
                           mp_err_name(r));
             r = mp_pool_map(pool, triple, &one, 8, &out, 8, n, NULL);
             ck_assert_msg(r == MP_EINVAL || r == MP_ENOMEM, "map n: %s",
+                          mp_err_name(r));
+            mp_imap *it;
+            r = mp_pool_imap(pool, triple, &one, n, 8, 1, NULL, &it);
+            ck_assert_msg(r == MP_EINVAL || r == MP_ENOMEM, "imap in: %s",
+                          mp_err_name(r));
+            r = mp_pool_imap(pool, triple, &one, 8, n, 1, NULL, &it);
+            ck_assert_msg(r == MP_EINVAL || r == MP_ENOMEM, "imap out: %s",
+                          mp_err_name(r));
+            int fd0 = 0;
+            mp_ck_code(mp_wait(&fd0, n, NULL, 0), MP_EINVAL);
+            mp_pool *bad;
+            mp_pool_opts bo = {.processes = 1,
+                               .initializer = init_nothing,
+                               .initarg = buf,
+                               .initarg_size = n};
+            r = mp_pool_new(&bad, &bo);
+            if (r == 0)
+                mp_pool_free(bad);
+            ck_assert_msg(r == MP_EINVAL || r == MP_ENOMEM, "pool_new: %s",
                           mp_err_name(r));
             mp_process *p;
             mp_process_opts popt = {.start = MP_START_SPAWN, .arg_size = n};

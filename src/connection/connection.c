@@ -373,6 +373,10 @@ int mp_wait(const int *fds, size_t n, int *ready, double timeout)
 {
     if (fds == NULL && n > 0)
         return MP_EINVAL;
+    /* poll(2) takes no more than the descriptor limit; an absurd n must
+       be refused before fds is read that far. */
+    if (n > mp__fd_limit())
+        return MP_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (fds[i] < 0)
             return MP_EINVAL;

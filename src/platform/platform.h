@@ -194,6 +194,10 @@ int mp__fd_count(void);
    fd (through /proc/self/fd), close-on-exec, with the given open flags. */
 int mp__reopen_fd(int fd, int flags);
 
+/* mp__fd_limit - the most descriptors this process may have open (its
+   RLIMIT_NOFILE soft limit; 1024 when it cannot be read). */
+size_t mp__fd_limit(void);
+
 /* mp__fd_type - the file type bits (S_IFMT of st_mode: S_IFIFO,
    S_IFSOCK, S_IFREG ...) of open descriptor fd, or a negative errno
    (MP_EBADF: not open). */

@@ -326,7 +326,9 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
     if (o.chunksize == 0)
         o.chunksize = 1;
     size_t most = SIZE_MAX / 8;
-    if (o.chunksize > most / (in_size + 1) ||
+    /* Sizes first: in_size + 1 below must not wrap to 0. */
+    if (in_size > most || out_size > most ||
+        o.chunksize > most / (in_size + 1) ||
         o.chunksize > most / (out_size + 1) || o.window > most)
         return MP_EINVAL;
     if (o.window == 0)
