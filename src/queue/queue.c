@@ -89,18 +89,19 @@ struct mp_queue {
     char pad0[64 - 36];
     /* producers */
     mp__rmutex plock;
-    uint64_t ptail;  /* producers' last view of tail */
-    uint64_t ref_in; /* bytes of by-reference messages ever put */
-    char pad1[64 - 56];
-    uint64_t head; /* committed by producers */
+    uint64_t ptail;    /* producers' last view of tail */
+    uint64_t ref_in;   /* bytes of by-reference messages ever put */
+    uint64_t pref_out; /* producers' last view of ref_out */
+    uint64_t head;     /* committed by producers */
     char pad2[64 - 8];
     /* consumers */
     mp__rmutex clock;
-    uint64_t chead;   /* consumers' last view of head */
-    uint64_t ref_out; /* bytes of by-reference messages ever taken */
-    char pad3[64 - 56];
-    uint64_t tail; /* committed by consumers */
-    char pad4[64 - 8];
+    uint64_t chead; /* consumers' last view of head */
+    char pad3[64 - 48];
+    uint64_t tail;    /* committed by consumers */
+    uint64_t ref_out; /* bytes of by-reference messages ever taken: beside
+                         the tail, which producers read with it */
+    char pad4[64 - 16];
     /* sleeping */
     uint32_t data_seq;   /* futex: bumped when a put wakes consumers */
     uint32_t cons_sleep; /* 1: a consumer may sleep: the next put wakes */
@@ -222,10 +223,11 @@ static void announce(struct acct *a, uint64_t counter, uint64_t after,
     __atomic_store_n(&a->pending, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Bytes of by-reference messages in the queue now (producers' view). */
+/* Bytes of by-reference messages in the queue (producers' view: from
+   their last look at ref_out, so never fewer than there are). */
 static uint64_t ref_bytes(mp_queue *q)
 {
-    return q->ref_in - __atomic_load_n(&q->ref_out, __ATOMIC_ACQUIRE);
+    return q->ref_in - q->pref_out;
 }
 
 /* The largest message q can ever hold: all of its capacity but the
@@ -337,7 +339,10 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
                 t = UINT64_MAX; /* no room */
                 break;
             }
+            /* Look at the consumers' side again only now: reading it
+               at every put would pull their lines to us each time. */
             t = q->ptail = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+            q->pref_out = __atomic_load_n(&q->ref_out, __ATOMIC_ACQUIRE);
         }
         if (t == UINT64_MAX) {
             uint64_t seen = q->ptail;
