@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* The segment's layout, agreed with test_lock.c. */
+/* The segment's layout, agreed with test_sync_lock.c. */
 #define OFF_LOCK    0
 #define OFF_SEM     64
 #define OFF_EVENT   128
