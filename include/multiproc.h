@@ -816,16 +816,42 @@ typedef struct mp_pool_opts {
     size_t initarg_size;          /* bytes of *initarg copied to the workers */
     unsigned max_tasks_per_child; /* 0: unlimited */
     double task_timeout;          /* seconds; <= 0: none */
+    const void *ctx;              /* the pool's context: what ctx and
+                                     range functions get when a call
+                                     gives none (see mp_map_opts) */
+    size_t ctx_size;              /* bytes of *ctx copied to the workers
+                                     once; 0: ctx passed as is */
 } mp_pool_opts;
+
+/* mp_task_error - which item failed and how: filled by the calls given
+   one (mp_map_opts.error). */
+typedef struct mp_task_error {
+    size_t index; /* the failing item of lowest index (a range map: its
+                     number i, not i - start); SIZE_MAX when none failed */
+    int code;     /* its outcome: 0 (none failed), MP_ETASK, MP_EWORKERDIED,
+                     MP_ETIMEDOUT, MP_EBROKEN, MP_ENOENT */
+    int error;    /* MP_ETASK: the value the function returned */
+    int signal;   /* the signal that ended the call's first worker to die
+                     (MP_EWORKERDIED; SIGKILL for MP_ETIMEDOUT); 0: none */
+} mp_task_error;
 
 /* mp_map_opts - options of one map; zero or NULL: defaults. */
 typedef struct mp_map_opts {
-    size_t chunksize; /* 0: automatic */
-    int *status;      /* optional, n entries: 0, the item's
-                         error, MP_EWORKERDIED, MP_ETIMEDOUT,
-                         MP_EBROKEN (not run: the pool was
-                         terminated or broke), MP_ENOENT (the
-                         worker could not find fn) */
+    size_t chunksize;     /* 0: automatic */
+    int *status;          /* optional, n entries: 0, the item's
+                             error, MP_EWORKERDIED, MP_ETIMEDOUT,
+                             MP_EBROKEN (not run: the pool was
+                             terminated or broke), MP_ENOENT (the
+                             worker could not find fn) */
+    const void *ctx;      /* the context of mp_pool_map_ctx and _range: given to
+                             every call of the function, in every worker, under
+                             every start method. NULL: the pool's (opts.ctx) */
+    size_t ctx_size;      /* bytes of *ctx copied once for this call (read-only
+                             in the workers); 0: the pointer is passed as is
+                             (an arena pointer, or memory fork children see) */
+    mp_task_error *error; /* optional: filled with the failing item, its
+                             outcome, error value and signal (index
+                             SIZE_MAX and code 0 when all succeeded) */
 } mp_map_opts;
 
 /* mp_pool_new - start a pool and run the initializer in every worker.
@@ -855,6 +881,33 @@ MP_API int mp_pool_new(mp_pool **out, const mp_pool_opts *opts);
 MP_API int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in,
                        size_t in_size, void *out, size_t out_size, size_t n,
                        const mp_map_opts *mopts);
+
+/* mp_map_ctx_fn - a map function that also gets the call's context (see
+   mp_map_opts.ctx; NULL when there is none). 0: success; any other value
+   is the item's error. */
+typedef int (*mp_map_ctx_fn)(const void *ctx, const void *in, void *out);
+
+/* mp_pool_map_ctx - mp_pool_map with a context: out[i] = fn(ctx, in[i])
+   for the n items, ctx from mopts->ctx (copied once when ctx_size > 0) or
+   the pool's. The codes of mp_pool_map. */
+MP_API int mp_pool_map_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
+                           size_t in_size, void *out, size_t out_size, size_t n,
+                           const mp_map_opts *mopts);
+
+/* mp_range_fn - a function over an index range: item i of the range
+   writes its result (out_size bytes) at out. 0: success; any other value
+   is the item's error. */
+typedef int (*mp_range_fn)(const void *ctx, size_t i, void *out);
+
+/* mp_pool_map_range - Python's map over range(start, start + n) with no
+   input array: out[k] = fn(ctx, start + k) for k < n, chunked and failing
+   per item like mp_pool_map (status[k] is item start + k). out may be
+   NULL with out_size 0 (functions that write elsewhere, e.g. into arena
+   memory through ctx). The codes of mp_pool_map; MP_EINVAL also when
+   start + n overflows. */
+MP_API int mp_pool_map_range(mp_pool *pool, mp_range_fn fn, size_t start,
+                             size_t n, void *out, size_t out_size,
+                             const mp_map_opts *mopts);
 
 /* mp_async - the handle of an asynchronous map or apply.
 

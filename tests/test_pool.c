@@ -853,3 +853,135 @@ MP_TEST(bad_inputs)
     mp_ck_code(mp_result_set(NULL, in, 1), MP_EINVAL);
     mp_pool_free(pool);
 }
+
+/* ---- contexts, ranges, error reports ----------------------------------
+ */
+
+/* lin - the context of the linear maps: out = in * mul + add. */
+struct lin {
+    int64_t mul, add;
+};
+
+static int lin_item(const void *ctx, const void *in, void *out)
+{
+    const struct lin *c = ctx;
+    *(int64_t *)out = *(const int64_t *)in * c->mul + c->add;
+    return 0;
+}
+
+/* A global set in the parent after start: spawn and forkserver workers
+   never see it, which is what contexts are for. */
+static int64_t parent_only = 1;
+
+MP_TEST(map_ctx_reaches_workers_under_every_method)
+{
+    size_t n = 10000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    struct lin pool_ctx = {3, 1}, call_ctx = {5, parent_only};
+    parent_only = 7; /* too late for a copy of it to travel */
+    for (int k = 0; k < 3; k++) {
+        mp_pool *pool;
+        mp_pool_opts o = {.processes = 2,
+                          .start = mp_test_methods[k],
+                          .ctx = &pool_ctx,
+                          .ctx_size = sizeof pool_ctx};
+        mp_ck_code(mp_pool_new(&pool, &o), 0);
+        static const size_t sizes[] = {0, 1};
+        for (int s = 0; s < 2; s++) {
+            /* The pool's context when the call gives none... */
+            mp_map_opts mo = {.chunksize = sizes[s]};
+            mp_ck_code(mp_pool_map_ctx(pool, lin_item, in, 8, out, 8, n, &mo),
+                       0);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_int_eq(out[i], (int64_t)i * 3 + 1);
+            /* ... the call's, copied, when it gives one. */
+            mo.ctx = &call_ctx;
+            mo.ctx_size = sizeof call_ctx;
+            mp_ck_code(mp_pool_map_ctx(pool, lin_item, in, 8, out, 8, n, &mo),
+                       0);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_int_eq(out[i], (int64_t)i * 5 + 1);
+        }
+        /* An arena pointer travels as it is (ctx_size 0). */
+        struct lin *shared = mp_shared_alloc(sizeof *shared);
+        *shared = (struct lin){2, 2};
+        mp_map_opts mo = {.ctx = shared};
+        mp_ck_code(mp_pool_map_ctx(pool, lin_item, in, 8, out, 8, n, &mo), 0);
+        ck_assert_int_eq(out[n - 1], (int64_t)(n - 1) * 2 + 2);
+        mp_shared_free(shared);
+        mp_pool_free(pool);
+    }
+    mp_pool_opts bad = {.ctx_size = 8};
+    mp_pool *p;
+    mp_ck_code(mp_pool_new(&p, &bad), MP_EINVAL);
+    free(in);
+    free(out);
+}
+
+/* A range item: i squared plus the context's add; item 1077 fails. */
+static int square(const void *ctx, size_t i, void *out)
+{
+    if (i == 1077)
+        return 42;
+    *(int64_t *)out = (int64_t)(i * i) + ((const struct lin *)ctx)->add;
+    return 0;
+}
+
+MP_TEST(range_map_has_no_input_and_fails_per_item)
+{
+    size_t n = 100000, start = 1000;
+    int64_t *out = calloc(n, 8);
+    int *st = calloc(n, sizeof(int));
+    struct lin c = {0, 9};
+    for (int k = 0; k < 3; k++) {
+        mp_pool *pool = new_pool(2, mp_test_methods[k]);
+        mp_task_error e;
+        mp_map_opts mo = {
+            .status = st, .ctx = &c, .ctx_size = sizeof c, .error = &e};
+        mp_ck_code(mp_pool_map_range(pool, square, start, n, out, 8, &mo),
+                   MP_ETASK);
+        ck_assert_uint_eq(e.index, 1077);
+        mp_ck_code(e.code, MP_ETASK);
+        ck_assert_int_eq(e.error, 42);
+        ck_assert_int_eq(st[1077 - start], 42);
+        for (size_t i = 0; i < n; i++)
+            if (i + start != 1077)
+                ck_assert_int_eq(out[i],
+                                 (int64_t)((i + start) * (i + start)) + 9);
+        /* From 1078 on nothing fails: the report says so. */
+        mo.chunksize = 1;
+        mp_ck_code(mp_pool_map_range(pool, square, 1078, 1000, out, 8, &mo), 0);
+        ck_assert_uint_eq(e.index, SIZE_MAX);
+        mp_ck_code(e.code, 0);
+        mp_pool_free(pool);
+    }
+    mp_pool *pool = new_pool(1, MP_START_FORK);
+    mp_ck_code(mp_pool_map_range(pool, square, SIZE_MAX - 5, 10, NULL, 0, NULL),
+               MP_EINVAL);
+    mp_pool_free(pool);
+    free(out);
+    free(st);
+}
+
+MP_TEST(error_report_names_item_value_and_signal)
+{
+    size_t n = 20000;
+    int64_t *in = iota(n), *out = calloc(n, 8);
+    mp_pool *pool = new_pool(2, MP_START_FORK);
+    mp_task_error e;
+    mp_map_opts mo = {.error = &e}; /* no status array asked for */
+    mp_ck_code(mp_pool_map(pool, odd_fails, in, 8, out, 8, n, &mo), MP_ETASK);
+    ck_assert_uint_eq(e.index, 999);
+    mp_ck_code(e.code, MP_ETASK);
+    ck_assert_int_eq(e.error, 999 % 7 + 1);
+    mp_ck_code(mp_pool_map(pool, crashy, in, 8, out, 8, n, &mo),
+               MP_EWORKERDIED);
+    ck_assert_uint_eq(e.index, 100);
+    mp_ck_code(e.code, MP_EWORKERDIED);
+    ck_assert_int_ne(e.signal, 0);
+    mp_ck_code(mp_pool_map(pool, triple, in, 8, out, 8, n, &mo), 0);
+    ck_assert_uint_eq(e.index, SIZE_MAX);
+    mp_pool_free(pool);
+    free(in);
+    free(out);
+}

@@ -41,6 +41,17 @@ void mp__async_collect(mp_async *a, struct mp__job *j)
             memcpy(a->user_out, a->stage_out, a->n * a->out_size);
         if (a->stage_status != NULL && a->user_status != NULL)
             memcpy(a->user_status, a->stage_status, a->n * sizeof(int));
+        if (a->user_error != NULL) {
+            mp_task_error *e = a->user_error;
+            uint64_t i = j->err >> 2;
+            const int *st = j->status_off
+                                ? (const int *)mp__arena_ptr(j->status_off)
+                                : NULL;
+            e->index = a->code ? (size_t)(a->start + i) : SIZE_MAX;
+            e->code = a->code;
+            e->error = a->code == MP_ETASK && st != NULL ? st[i] : 0;
+            e->signal = a->code ? j->err_signal : 0;
+        }
     }
     /* Last, with release: a reader that sees ready sees the rest. */
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);

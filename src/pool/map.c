@@ -70,9 +70,13 @@ static int discard(mp_pool *pool, struct mp__job *j, void **owned, mp_async *a,
     return r;
 }
 
-int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
-                      size_t in_size, void *out, size_t out_size, size_t n,
-                      const mp_map_opts *mopts, mp_async **out_async)
+/* post_map - the map of every front end: fn (a mp_map_fn, mp_map_ctx_fn
+   or mp_range_fn, as mode says) over n items of in (none for a range: its
+   items are start, start + 1 ...). Returns 0 and *out_async, or a code. */
+static int post_map(mp_pool *pool, uint32_t mode, void *fn, const void *in,
+                    size_t in_size, void *out, size_t out_size, size_t n,
+                    size_t start, const mp_map_opts *mopts,
+                    mp_async **out_async)
 {
     mp_map_opts mo = {0};
     if (mopts != NULL)
@@ -81,7 +85,8 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
         out_async == NULL || (n > 0 && in == NULL && in_size > 0) ||
         (n > 0 && out == NULL && out_size > 0) ||
         (in_size && n > SIZE_MAX / in_size) ||
-        (out_size && n > SIZE_MAX / out_size))
+        (out_size && n > SIZE_MAX / out_size) || n > SIZE_MAX - start ||
+        (mo.ctx == NULL && mo.ctx_size > 0))
         return MP_EINVAL;
     mp_async *a = calloc(1, sizeof *a);
     if (a == NULL)
@@ -90,12 +95,14 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     a->out_size = out_size;
     a->user_out = out;
     a->user_status = mo.status;
+    a->user_error = mo.error;
+    a->start = start;
     pthread_mutex_lock(&pool->mu);
     mp__pool_service(pool);
     int r = pool->closed || pool->terminated ? MP_ECLOSED
             : pool->broken                   ? MP_EBROKEN
                                              : 0;
-    int f = r == 0 ? mp__pool_fn(pool, (void *)fn) : r;
+    int f = r == 0 ? mp__pool_fn(pool, fn) : r;
     if (f < 0) {
         pthread_mutex_unlock(&pool->mu);
         free(a);
@@ -128,16 +135,35 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     void *sin = NULL, *sout = NULL;
     int *sst = NULL;
     if (r == 0 && n > 0) {
-        sin = stage(in, n * in_size, 1, &owned[0]);
+        sin = in_size ? stage(in, n * in_size, 1, &owned[0]) : NULL;
         sout = out_size ? stage(out, n * out_size, 0, &owned[1]) : NULL;
-        if (mo.status != NULL) {
+        /* With an error report asked for, statuses are kept even when
+           the caller wants none: the failing item's error value is its
+           status. */
+        if (mo.status != NULL || mo.error != NULL) {
             sst = stage(mo.status, n * sizeof(int), 0, &owned[2]);
             if (sst != NULL && sst == mo.status)
                 memset(sst, 0, n * sizeof(int));
         }
-        if (sin == NULL || (out_size && sout == NULL) ||
-            (mo.status != NULL && sst == NULL))
+        if ((in_size && sin == NULL) || (out_size && sout == NULL) ||
+            ((mo.status != NULL || mo.error != NULL) && sst == NULL))
             r = MP_ENOMEM;
+    }
+    /* The context: a copy for this call, the pointer as given, or the
+       pool's. Its copy is freed with the job (owned[3]). */
+    uint64_t ctx = pool->b->ctx;
+    if (r == 0 && mo.ctx != NULL) {
+        ctx = (uint64_t)(uintptr_t)mo.ctx;
+        if (mo.ctx_size > 0) {
+            void *copy = mp__arena_alloc(mo.ctx_size, 64);
+            if (copy == NULL)
+                r = MP_ENOMEM;
+            else {
+                memcpy(copy, mo.ctx, mo.ctx_size);
+                owned[3] = copy;
+                ctx = (uint64_t)(uintptr_t)copy;
+            }
+        }
     }
     if (r != 0)
         return discard(pool, j, owned, a, r);
@@ -149,6 +175,9 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     j->out_off = sout ? mp__arena_off(sout) : 0;
     j->out_size = out_size;
     j->status_off = sst ? mp__arena_off(sst) : 0;
+    j->mode = mode;
+    j->ctx = ctx;
+    j->start = start;
     a->stage_out = owned[1];
     a->stage_status = owned[2] ? sst : NULL;
     int64_t k;
@@ -167,17 +196,57 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
     return 0;
 }
 
-int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
-                void *out, size_t out_size, size_t n, const mp_map_opts *mopts)
+int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
+                      size_t in_size, void *out, size_t out_size, size_t n,
+                      const mp_map_opts *mopts, mp_async **out_async)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return post_map(pool, MP__MAP_PLAIN, fn ? f : NULL, in, in_size, out,
+                    out_size, n, 0, mopts, out_async);
+}
+
+/* Post, then wait for the outcome. */
+static int map_wait(mp_pool *pool, uint32_t mode, void *fn, const void *in,
+                    size_t in_size, void *out, size_t out_size, size_t n,
+                    size_t start, const mp_map_opts *mopts)
 {
     mp_async *a;
-    int r =
-        mp_pool_map_async(pool, fn, in, in_size, out, out_size, n, mopts, &a);
+    int r = post_map(pool, mode, fn, in, in_size, out, out_size, n, start,
+                     mopts, &a);
     if (r != 0)
         return r;
     r = mp_async_get(a, NULL, NULL, MP_FOREVER);
     mp_async_free(a);
     return r;
+}
+
+int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
+                void *out, size_t out_size, size_t n, const mp_map_opts *mopts)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return map_wait(pool, MP__MAP_PLAIN, fn ? f : NULL, in, in_size, out,
+                    out_size, n, 0, mopts);
+}
+
+int mp_pool_map_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
+                    size_t in_size, void *out, size_t out_size, size_t n,
+                    const mp_map_opts *mopts)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return map_wait(pool, MP__MAP_CTX, fn ? f : NULL, in, in_size, out,
+                    out_size, n, 0, mopts);
+}
+
+int mp_pool_map_range(mp_pool *pool, mp_range_fn fn, size_t start, size_t n,
+                      void *out, size_t out_size, const mp_map_opts *mopts)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return map_wait(pool, MP__MAP_RANGE, fn ? f : NULL, NULL, 0, out, out_size,
+                    n, start, mopts);
 }
 
 /* ---- imap ----------------------------------------------------------------

@@ -573,6 +573,8 @@ static void release(mp_pool *pool)
     if (pool->b != NULL) {
         if (pool->b->initarg_size)
             mp_shared_free(mp__arena_ptr(pool->b->initarg));
+        if (pool->b->ctx_copy)
+            mp_shared_free((void *)(uintptr_t)pool->b->ctx);
         mp_shared_free(pool->b);
     }
     free(pool->workers);
@@ -616,7 +618,8 @@ int mp_pool_new(mp_pool **out, const mp_pool_opts *opts)
     if (opts != NULL)
         o = *opts;
     if (out == NULL || o.processes < 0 || o.processes > MP__POOL_MAX ||
-        isnan(o.task_timeout) || (unsigned)o.start > MP_START_FORKSERVER)
+        isnan(o.task_timeout) || (unsigned)o.start > MP_START_FORKSERVER ||
+        (o.ctx == NULL && o.ctx_size > 0))
         return MP_EINVAL;
     int r = mp__require_init();
     if (r != 0)
@@ -673,6 +676,19 @@ int mp_pool_new(mp_pool **out, const mp_pool_opts *opts)
             b->initarg = mp__arena_off(copy);
             b->initarg_size = o.initarg_size;
         }
+    }
+    /* The pool's context: one copy every worker reads, whatever the
+       start method (or the pointer as given). */
+    b->ctx = (uint64_t)(uintptr_t)o.ctx;
+    if (o.ctx != NULL && o.ctx_size > 0) {
+        void *copy = mp__arena_alloc(o.ctx_size, 64);
+        if (copy == NULL) {
+            release(pool);
+            return MP_ENOMEM;
+        }
+        memcpy(copy, o.ctx, o.ctx_size);
+        b->ctx = (uint64_t)(uintptr_t)copy;
+        b->ctx_copy = 1;
     }
     b->magic = MP__BOARD_MAGIC;
     pthread_mutex_lock(&pool->mu);

@@ -58,6 +58,11 @@ static inline int mp__err_code(uint64_t cls)
 #define MP__JOB_MAP   1u
 #define MP__JOB_APPLY 2u
 
+/* How a map job calls its function. */
+#define MP__MAP_PLAIN 0u /* mp_map_fn(in, out) */
+#define MP__MAP_CTX   1u /* mp_map_ctx_fn(ctx, in, out) */
+#define MP__MAP_RANGE 2u /* mp_range_fn(ctx, start + i, out) */
+
 /* Worker slot states. */
 #define MP__W_EMPTY       0u
 #define MP__W_STARTING    1u
@@ -96,6 +101,11 @@ struct mp__job {
     uint32_t cancelled;    /* terminate: do not start what is left */
     uint64_t res_off;      /* apply: arena block of the result (0: none) */
     uint64_t res_len;
+    uint32_t mode; /* map: MP__MAP_PLAIN, _CTX or _RANGE */
+    uint32_t pad1;
+    uint64_t ctx;   /* map: the context's address (arena, or as
+                       given), valid in every worker */
+    uint64_t start; /* range map: the number of item 0 */
     struct mp__chunk chunks[];
 };
 
@@ -147,6 +157,9 @@ struct mp__board {
     uint32_t pad;
     uint64_t initarg; /* pointer value or arena offset of a copy */
     uint64_t initarg_size;
+    uint64_t ctx;      /* the pool's context: its address (arena copy or
+                          as given); 0: none */
+    uint64_t ctx_copy; /* 1: ctx is an arena copy the pool frees */
     mp__fnref fns[MP__POOL_FNS];
     uint64_t ring[MP__POOL_RING]; /* arena offsets of jobs */
     struct mp__wslot slots[];
@@ -309,6 +322,8 @@ struct mp_async {
     size_t n, out_size;
     void *stage_in, *stage_out; /* arena staging (NULL: used in place) */
     int *stage_status;
+    mp_task_error *user_error; /* map: filled when collected */
+    uint64_t start;            /* range map: the number of item 0 */
 };
 
 /* mp__async_init - make a fresh (zeroed) a a handle on pool for a job of

@@ -144,19 +144,37 @@ static void fail_unresolved(struct mp__job *j, uint64_t c)
 
 /* Run the items of chunk c of a map job. */
 static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
-                    uint64_t c, mp_map_fn fn)
+                    uint64_t c, void *fp)
 {
+    /* One resolved address, three shapes (the job says which). */
+    mp_map_fn fn = NULL;
+    mp_map_ctx_fn cfn = NULL;
+    mp_range_fn rfn = NULL;
+    if (j->mode == MP__MAP_RANGE)
+        memcpy(&rfn, &fp, sizeof rfn);
+    else if (j->mode == MP__MAP_CTX)
+        memcpy(&cfn, &fp, sizeof cfn);
+    else
+        memcpy(&fn, &fp, sizeof fn);
     uint64_t lo, hi;
     mp__chunk_bounds(j, c, &lo, &hi);
     const char *in = mp__arena_ptr(j->in_off);
     char *out = j->out_off ? (char *)mp__arena_ptr(j->out_off) : NULL;
     int *st = j->status_off ? (int *)mp__arena_ptr(j->status_off) : NULL;
     int timed = b->timeout > 0;
+    const void *ctx = (const void *)(uintptr_t)j->ctx;
     for (uint64_t i = lo + j->chunks[c].resume; i < hi; i++) {
         if (timed)
             __atomic_store_n(&s->item_start, mp__now_ns(), __ATOMIC_RELAXED);
         __atomic_store_n(&s->item, i, __ATOMIC_RELEASE);
-        int r = fn(in + i * j->in_size, out ? out + i * j->out_size : NULL);
+        void *o = out ? out + i * j->out_size : NULL;
+        int r;
+        if (rfn != NULL)
+            r = rfn(ctx, (size_t)(j->start + i), o);
+        else if (cfn != NULL)
+            r = cfn(ctx, in + i * j->in_size, o);
+        else
+            r = fn(in + i * j->in_size, o);
         if (__builtin_expect(r != 0, 0)) {
             if (st != NULL)
                 st[i] = r;
@@ -266,9 +284,7 @@ int mp__pool_worker(void *arg)
         if (fp == NULL) {
             fail_unresolved(j, c);
         } else if (j->kind == MP__JOB_MAP) {
-            mp_map_fn fn;
-            memcpy(&fn, &fp, sizeof fn);
-            run_map(b, s, j, c, fn);
+            run_map(b, s, j, c, fp);
         } else {
             mp_apply_fn fn;
             memcpy(&fn, &fp, sizeof fn);
