@@ -1,7 +1,10 @@
 /* bench_pool.c - Pool costs: map with chunksize 1 (per task), apply_async
    of 10,000 tasks (per task), a default-chunksize map of a million trivial
-   items (items per second), the speed-up of a CPU-bound map from 1 to 2
-   workers, and Pool(2) create+close+join. Usage: bench_pool [scale] */
+   items (items per second), a context map's time over a plain map's at
+   chunksize 0 and 1 (interleaved; below 1.05 is the bar), a range map
+   against an array map of 10 million items, the speed-up of a CPU-bound
+   map from 1 to 2 workers, and Pool(2) create+close+join. Usage:
+   bench_pool [scale] */
 #include "bench_util.h"
 
 #include <multiproc.h>
@@ -10,10 +13,51 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static void check(int r)
+{
+    if (r != 0) {
+        fprintf(stderr, "bench_pool: %s\n", mp_err_name(r));
+        exit(1);
+    }
+}
+
 static int twice(const void *in, void *out)
 {
     *(int64_t *)out = *(const int64_t *)in * 2;
     return 0;
+}
+
+/* The same work through a context (the factor) and over a range. */
+static int times(const void *ctx, const void *in, void *out)
+{
+    *(int64_t *)out = *(const int64_t *)in * *(const int64_t *)ctx;
+    return 0;
+}
+
+static int index_times(const void *ctx, size_t i, void *out)
+{
+    *(int64_t *)out = (int64_t)i * *(const int64_t *)ctx;
+    return 0;
+}
+
+/* Interleaved rounds of a plain map and a context map of n items with
+   chunksize cs: the context map's time over the plain one's (medians). */
+static double ctx_over_plain(mp_pool *pool, const int64_t *in, int64_t *out,
+                             size_t n, size_t cs)
+{
+    int64_t two = 2;
+    mp_map_opts plain = {.chunksize = cs};
+    mp_map_opts ctx = {.chunksize = cs, .ctx = &two, .ctx_size = sizeof two};
+    double a[7], b[7];
+    for (int i = 0; i < 7; i++) {
+        double t0 = bench_now();
+        check(mp_pool_map(pool, twice, in, 8, out, 8, n, &plain));
+        double t1 = bench_now();
+        check(mp_pool_map_ctx(pool, times, in, 8, out, 8, n, &ctx));
+        a[i] = t1 - t0;
+        b[i] = bench_now() - t1;
+    }
+    return bench_median(b, 7) / bench_median(a, 7);
 }
 
 static int echo(const void *arg, size_t len, mp_result *res)
@@ -38,14 +82,6 @@ static mp_pool *pool_of(int n)
     if (mp_pool_new(&p, &o) != 0)
         exit(1);
     return p;
-}
-
-static void check(int r)
-{
-    if (r != 0) {
-        fprintf(stderr, "bench_pool: %s\n", mp_err_name(r));
-        exit(1);
-    }
 }
 
 int main(int argc, char **argv)
@@ -104,6 +140,36 @@ int main(int argc, char **argv)
         v[i] = (double)n / (bench_now() - t0) / 1e6;
     }
     bench_report("pool.map_default_1M", impl, bench_median(v, 5), "Mitems/s");
+
+    /* A context costs (nearly) nothing: same run, interleaved. */
+    bench_report("pool.ctx_over_plain_cs0", impl,
+                 ctx_over_plain(pool, in, out, n, 0), "x");
+    bench_report("pool.ctx_over_plain_cs1", impl,
+                 ctx_over_plain(pool, in, out, n1, 1), "x");
+
+    /* A range map against an array map of the same items, arrays in the
+       arena for both (no staging): 10 million trivial items. */
+    size_t nr = (size_t)(10000000 * scale);
+    int64_t *ain = mp_shared_alloc(nr * 8), *aout = mp_shared_alloc(nr * 8);
+    if (ain == NULL || aout == NULL)
+        check(MP_ENOMEM);
+    for (size_t i = 0; i < nr; i++)
+        ain[i] = (int64_t)i;
+    int64_t two = 2;
+    mp_map_opts rmo = {.ctx = &two, .ctx_size = sizeof two};
+    double ra[5], rr[5];
+    for (int i = 0; i < 5; i++) {
+        double t0 = bench_now();
+        check(mp_pool_map(pool, twice, ain, 8, aout, 8, nr, NULL));
+        double t1 = bench_now();
+        check(mp_pool_map_range(pool, index_times, 0, nr, aout, 8, &rmo));
+        ra[i] = (double)nr / (t1 - t0) / 1e6;
+        rr[i] = (double)nr / (bench_now() - t1) / 1e6;
+    }
+    bench_report("pool.array_map_10M", impl, bench_median(ra, 5), "Mitems/s");
+    bench_report("pool.range_map_10M", impl, bench_median(rr, 5), "Mitems/s");
+    mp_shared_free(ain);
+    mp_shared_free(aout);
     mp_pool_free(pool);
 
     size_t nc = (size_t)(200 * scale) + 2;
