@@ -882,6 +882,18 @@ MP_API int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in,
                        size_t in_size, void *out, size_t out_size, size_t n,
                        const mp_map_opts *mopts);
 
+/* mp_result - where an apply or byte-string map function leaves its
+   result.
+
+   Threads: valid only in the function it is given to, in the worker,
+   while that function runs. */
+typedef struct mp_result mp_result;
+
+/* mp_result_set - in an apply or byte-string map function: the len bytes
+   at data are its result (copied; a later call replaces it). Returns 0,
+   MP_ENOMEM, MP_EINVAL. */
+MP_API int mp_result_set(mp_result *res, const void *data, size_t len);
+
 /* mp_map_ctx_fn - a map function that also gets the call's context (see
    mp_map_opts.ctx; NULL when there is none). 0: success; any other value
    is the item's error. */
@@ -909,6 +921,32 @@ MP_API int mp_pool_map_range(mp_pool *pool, mp_range_fn fn, size_t start,
                              size_t n, void *out, size_t out_size,
                              const mp_map_opts *mopts);
 
+/* mp_bytes - a byte string: len bytes at data. */
+typedef struct mp_bytes {
+    const void *data;
+    size_t len;
+} mp_bytes;
+
+/* mp_bytes_fn - a map function over byte strings: the item's len bytes at
+   in (read-only), the call's context, and where to put its result
+   (mp_result_set; none set: an empty result). 0: success; any other value
+   is the item's error. */
+typedef int (*mp_bytes_fn)(const void *ctx, const void *in, size_t len,
+                           mp_result *res);
+
+/* mp_pool_map_bytes - a map over n byte strings of any sizes: item i is
+   in[i], its result a byte string of any size. Strings already in the
+   arena are read where they are (no copy); others are copied into the
+   arena once. *out is one malloc'd block: n mp_bytes, in order, pointing
+   into the same block (free(*out) frees every result); a failed item's
+   is {NULL, 0}, with its status and error report as mp_pool_map's.
+   Returns the codes of mp_pool_map (MP_ENOMEM also for the results'
+   block; *out is then NULL); MP_EINVAL also for NULL out or a NULL data
+   with len > 0. */
+MP_API int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
+                             size_t n, mp_bytes **out,
+                             const mp_map_opts *mopts);
+
 /* mp_async - the handle of an asynchronous map or apply.
 
    Threads: one thread at a time per handle (two in mp_async_get could
@@ -925,17 +963,6 @@ MP_API int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
                              size_t in_size, void *out, size_t out_size,
                              size_t n, const mp_map_opts *mopts,
                              mp_async **out_async);
-
-/* mp_result - where an apply function leaves its result.
-
-   Threads: valid only in the apply function it is given to, in the
-   worker, while that function runs. */
-typedef struct mp_result mp_result;
-
-/* mp_result_set - in an apply function: the len bytes at data are its
-   result (copied; a later call replaces it). Returns 0, MP_ENOMEM,
-   MP_EINVAL. */
-MP_API int mp_result_set(mp_result *res, const void *data, size_t len);
 
 /* mp_apply_fn - an apply function: its argument bytes, and where to put
    its result. 0: success; other values: its error. */

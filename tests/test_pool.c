@@ -985,3 +985,75 @@ MP_TEST(error_report_names_item_value_and_signal)
     free(in);
     free(out);
 }
+
+/* A byte-string item: its bytes reversed, with the context's prefix;
+   "fail" fails with 7, "crash" kills its worker. */
+static int reverse(const void *ctx, const void *in, size_t len, mp_result *res)
+{
+    if (len == 4 && memcmp(in, "fail", 4) == 0)
+        return 7;
+    if (len == 5 && memcmp(in, "crash", 5) == 0)
+        raise(SIGKILL);
+    const char *pre = ctx;
+    size_t p = strlen(pre);
+    char buf[256];
+    memcpy(buf, pre, p);
+    for (size_t i = 0; i < len; i++)
+        buf[p + i] = ((const char *)in)[len - 1 - i];
+    return mp_result_set(res, buf, p + len);
+}
+
+MP_TEST(byte_string_map_in_order_with_statuses)
+{
+    enum { N = 5000 };
+    static char text[N][101];
+    mp_bytes in[N];
+    char *shared = mp_shared_alloc(N * 101); /* half of them in the arena */
+    for (int i = 0; i < N; i++) {
+        int len = i % 101; /* 0 to 100 bytes */
+        char *d = i % 2 ? shared + i * 101 : text[i];
+        for (int k = 0; k < len; k++)
+            d[k] = (char)('a' + (i + k) % 26);
+        in[i] = (mp_bytes){d, (size_t)len};
+    }
+    in[1234] = (mp_bytes){"fail", 4};
+    in[4321] = (mp_bytes){"crash", 5};
+    int st[N];
+    for (int k = 0; k < 3; k++) {
+        mp_pool *pool = new_pool(2, mp_test_methods[k]);
+        mp_task_error e;
+        mp_map_opts mo = {.status = st, .ctx = ">", .ctx_size = 2, .error = &e};
+        mp_bytes *out = NULL;
+        mp_ck_code(mp_pool_map_bytes(pool, reverse, in, N, &out, &mo),
+                   MP_ETASK);
+        ck_assert_ptr_nonnull(out);
+        ck_assert_uint_eq(e.index, 1234);
+        ck_assert_int_eq(e.error, 7);
+        mp_ck_code(st[4321], MP_EWORKERDIED);
+        for (int i = 0; i < N; i++) {
+            if (i == 1234 || i == 4321) {
+                ck_assert_ptr_null(out[i].data);
+                continue;
+            }
+            mp_ck_code(st[i], 0);
+            ck_assert_uint_eq(out[i].len, in[i].len + 1);
+            const char *o = out[i].data, *s = in[i].data;
+            ck_assert_int_eq(o[0], '>');
+            for (size_t b = 0; b < in[i].len; b++)
+                ck_assert_int_eq(o[1 + b], s[in[i].len - 1 - b]);
+        }
+        free(out); /* every result at once */
+        mp_bytes none[1] = {{NULL, 0}};
+        mp_ck_code(mp_pool_map_bytes(pool, reverse, none, 1, &out, &mo), 0);
+        ck_assert_uint_eq(out[0].len, 1); /* just the prefix */
+        free(out);
+        mp_pool_free(pool);
+    }
+    mp_shared_free(shared);
+    mp_bytes bad = {NULL, 3};
+    mp_bytes *o2;
+    mp_pool *pool = new_pool(1, MP_START_FORK);
+    mp_ck_code(mp_pool_map_bytes(pool, reverse, &bad, 1, &o2, NULL), MP_EINVAL);
+    mp_ck_code(mp_pool_map_bytes(pool, reverse, in, 1, NULL, NULL), MP_EINVAL);
+    mp_pool_free(pool);
+}

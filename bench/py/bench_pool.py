@@ -17,6 +17,16 @@ def echo(x):
     return x
 
 
+def rev(s):
+    return s[::-1]
+
+
+def strings(n):
+    """n byte strings of 10 to 100 bytes (as bench_pool.c makes them)."""
+    return [bytes((97 + (i + k) % 26) for k in range(10 + i % 91))
+            for i in range(n)]
+
+
 def burn(x):
     for _ in range(200000):  # about as long as bench_pool.c's burn
         x = (x * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
@@ -67,6 +77,14 @@ def main():
             pool.map(twice, data)
             return n / (time.perf_counter() - t0) / 1e6
         report("pool.map_default_1M", med(default_map, 3), "Mitems/s")
+
+        ss = strings(n)
+
+        def bytes_map():
+            t0 = time.perf_counter()
+            pool.map(rev, ss)
+            return n / (time.perf_counter() - t0) / 1e6
+        report("pool.map_bytes_1M", med(bytes_map, 3), "Mitems/s")
 
     with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
         def submit10k():

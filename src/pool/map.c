@@ -249,6 +249,110 @@ int mp_pool_map_range(mp_pool *pool, mp_range_fn fn, size_t start, size_t n,
                     n, start, mopts);
 }
 
+/* In the arena from start to end: read in place by every worker. */
+static int in_arena(const void *p, size_t len)
+{
+    return len == 0 || (mp_shared_contains(p) &&
+                        mp_shared_contains((const char *)p + len - 1));
+}
+
+/* The item outcomes after which results are gathered (the map ran). */
+static int ran(int r)
+{
+    return r == 0 || r == MP_ETASK || r == MP_EWORKERDIED ||
+           r == MP_ETIMEDOUT || r == MP_EBROKEN || r == MP_ENOENT;
+}
+
+int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
+                      size_t n, mp_bytes **out, const mp_map_opts *mopts)
+{
+    if (out == NULL || (in == NULL && n > 0) || n > SIZE_MAX / 32)
+        return MP_EINVAL;
+    *out = NULL;
+    /* The strings not in the arena go into one staging block. */
+    size_t copy = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].data == NULL && in[i].len > 0)
+            return MP_EINVAL;
+        if (!in_arena(in[i].data, in[i].len)) {
+            if (in[i].len > SIZE_MAX / 2 - copy)
+                return MP_EINVAL;
+            copy += in[i].len;
+        }
+    }
+    mp_map_opts mo = {0};
+    if (mopts != NULL)
+        mo = *mopts;
+    int *user_st = mo.status;
+    uint64_t *pairs = mp__arena_alloc(n ? n * 16 : 1, 64);
+    uint64_t *res = mp__arena_alloc(n ? n * 16 : 1, 64);
+    char *stage = copy ? mp__arena_alloc(copy, 64) : NULL;
+    /* Statuses say which results to gather: the caller's, or ours. */
+    int *st = user_st != NULL ? user_st : calloc(n ? n : 1, sizeof *st);
+    int r =
+        pairs == NULL || res == NULL || (copy && stage == NULL) || st == NULL
+            ? MP_ENOMEM
+            : 0;
+    if (r == 0) {
+        char *at = stage;
+        for (size_t i = 0; i < n; i++) {
+            const void *d = in[i].data;
+            if (!in_arena(d, in[i].len)) {
+                if (in[i].len > 0)
+                    memcpy(at, d, in[i].len);
+                d = at;
+                at += in[i].len;
+            }
+            pairs[2 * i] = (uint64_t)(uintptr_t)d;
+            pairs[2 * i + 1] = in[i].len;
+        }
+        mo.status = st;
+        void *f;
+        memcpy(&f, &fn, sizeof f);
+        r = map_wait(pool, MP__MAP_BYTES, fn ? f : NULL, pairs, 16, res, 16, n,
+                     0, &mo);
+    }
+    if (ran(r)) {
+        /* The results, gathered into one block the caller frees at once;
+           every result block is freed, a failed item's too. */
+        const uint64_t top = (uint64_t)1 << 63; /* starts a block */
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            if (st[i] == 0)
+                total += (size_t)(res[2 * i + 1] & ~top);
+        mp_bytes *o = malloc(n * sizeof *o + total + 1);
+        char *data = o != NULL ? (char *)(o + n) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            void *blk = (void *)(uintptr_t)res[2 * i];
+            size_t len = (size_t)(res[2 * i + 1] & ~top);
+            if (o != NULL) {
+                o[i] = (mp_bytes){NULL, 0};
+                if (st[i] == 0) {
+                    if (len > 0)
+                        memcpy(data, blk, len);
+                    o[i] = (mp_bytes){data, len};
+                    data += len;
+                }
+            }
+            /* Results are packed into blocks; the first in each frees it
+               (after the copies above of all it holds: blocks are filled
+               in item order, so later items never precede it). */
+        }
+        for (size_t i = 0; i < n; i++)
+            if (res[2 * i + 1] & top)
+                mp_shared_free((void *)(uintptr_t)res[2 * i]);
+        if (o == NULL)
+            r = MP_ENOMEM;
+        *out = o;
+    }
+    if (st != user_st)
+        free(st);
+    mp_shared_free(pairs);
+    mp_shared_free(res);
+    mp_shared_free(stage);
+    return r;
+}
+
 /* ---- imap ----------------------------------------------------------------
  */
 

@@ -62,6 +62,9 @@ static inline int mp__err_code(uint64_t cls)
 #define MP__MAP_PLAIN 0u /* mp_map_fn(in, out) */
 #define MP__MAP_CTX   1u /* mp_map_ctx_fn(ctx, in, out) */
 #define MP__MAP_RANGE 2u /* mp_range_fn(ctx, start + i, out) */
+#define MP__MAP_BYTES                                                          \
+    3u /* mp_bytes_fn(ctx, data, len, res): items and                          \
+          results are (address, length) pairs */
 
 /* Worker slot states. */
 #define MP__W_EMPTY       0u

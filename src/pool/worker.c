@@ -10,10 +10,24 @@
 
 void (*mp__pool_fault_hook)(int step);
 
-/* mp_result - an apply task's result, as the worker collects it. */
+/* bump - where a byte-string map's worker packs its results: arena
+   blocks it fills one after the other, so that a million small results
+   cost a few hundred allocations, not a million. */
+struct bump {
+    char *cur;   /* next free byte of the current block */
+    size_t left; /* bytes left in it */
+};
+
+/* BUMP_BLOCK - the least a bump block holds. */
+#define BUMP_BLOCK ((size_t)64 << 10)
+
+/* mp_result - a task's result, as the worker collects it: an arena block
+   of its own (apply), or a place in a bump block (byte-string map). */
 struct mp_result {
-    void *block; /* arena block (0: empty) */
+    void *block; /* the result's bytes (NULL: empty) */
     size_t len;
+    struct bump *bump; /* byte-string map: where to pack; NULL: apply */
+    int new_block;     /* block starts a bump block (the parent frees it) */
 };
 
 int mp_result_set(mp_result *res, const void *data, size_t len)
@@ -21,14 +35,33 @@ int mp_result_set(mp_result *res, const void *data, size_t len)
     if (res == NULL || (data == NULL && len > 0))
         return MP_EINVAL;
     void *b = NULL;
-    if (len > 0) {
-        b = mp__arena_alloc(len, 16);
-        if (b == NULL)
-            return MP_ENOMEM;
-        memcpy(b, data, len);
+    struct bump *bp = res->bump;
+    if (bp != NULL) {
+        /* A second set of the same item wastes its first place: rare. */
+        if (len > bp->left) {
+            size_t sz = len > BUMP_BLOCK ? len : BUMP_BLOCK;
+            char *blk = mp__arena_alloc(sz, 16);
+            if (blk == NULL)
+                return MP_ENOMEM;
+            bp->cur = blk;
+            bp->left = sz;
+            res->new_block = 1;
+        }
+        b = bp->cur;
+        if (len > 0)
+            memcpy(b, data, len);
+        bp->cur += len;
+        bp->left -= len;
+    } else {
+        if (len > 0) {
+            b = mp__arena_alloc(len, 16);
+            if (b == NULL)
+                return MP_ENOMEM;
+            memcpy(b, data, len);
+        }
+        if (res->block != NULL)
+            mp_shared_free(res->block);
     }
-    if (res->block != NULL)
-        mp_shared_free(res->block);
     res->block = b;
     res->len = len;
     return 0;
@@ -150,7 +183,10 @@ static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
     mp_map_fn fn = NULL;
     mp_map_ctx_fn cfn = NULL;
     mp_range_fn rfn = NULL;
-    if (j->mode == MP__MAP_RANGE)
+    mp_bytes_fn bfn = NULL;
+    if (j->mode == MP__MAP_BYTES)
+        memcpy(&bfn, &fp, sizeof bfn);
+    else if (j->mode == MP__MAP_RANGE)
         memcpy(&rfn, &fp, sizeof rfn);
     else if (j->mode == MP__MAP_CTX)
         memcpy(&cfn, &fp, sizeof cfn);
@@ -163,13 +199,28 @@ static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
     int *st = j->status_off ? (int *)mp__arena_ptr(j->status_off) : NULL;
     int timed = b->timeout > 0;
     const void *ctx = (const void *)(uintptr_t)j->ctx;
+    struct bump bp = {NULL, 0}; /* this chunk's results (byte strings) */
     for (uint64_t i = lo + j->chunks[c].resume; i < hi; i++) {
         if (timed)
             __atomic_store_n(&s->item_start, mp__now_ns(), __ATOMIC_RELAXED);
         __atomic_store_n(&s->item, i, __ATOMIC_RELEASE);
         void *o = out ? out + i * j->out_size : NULL;
         int r;
-        if (rfn != NULL)
+        if (bfn != NULL) {
+            /* Its bytes where they are (the arena); its result in a block
+               of its own, named in the results table. */
+            uint64_t pair[2];
+            memcpy(pair, in + i * 16, sizeof pair);
+            struct mp_result res = {NULL, 0, &bp, 0};
+            r = bfn(ctx, (const void *)(uintptr_t)pair[0], (size_t)pair[1],
+                    &res);
+            /* The top bit of the length: this result starts a block the
+               parent frees (written before the item is counted done, so
+               a death after it leaks nothing). */
+            uint64_t rp[2] = {(uint64_t)(uintptr_t)res.block,
+                              res.len | (uint64_t)res.new_block << 63};
+            memcpy(o, rp, sizeof rp);
+        } else if (rfn != NULL)
             r = rfn(ctx, (size_t)(j->start + i), o);
         else if (cfn != NULL)
             r = cfn(ctx, in + i * j->in_size, o);
@@ -188,7 +239,7 @@ static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
 static void run_apply(struct mp__board *b, struct mp__wslot *s,
                       struct mp__job *j, mp_apply_fn fn)
 {
-    struct mp_result res = {NULL, 0};
+    struct mp_result res = {NULL, 0, NULL, 0};
     if (b->timeout > 0)
         __atomic_store_n(&s->item_start, mp__now_ns(), __ATOMIC_RELAXED);
     __atomic_store_n(&s->item, 0, __ATOMIC_RELEASE);
