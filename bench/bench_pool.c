@@ -169,7 +169,7 @@ int main(int argc, char **argv)
         double t0 = bench_now();
         check(mp_pool_map_bytes(pool, rev, strs, n, &res, NULL));
         v[i] = (double)n / (bench_now() - t0) / 1e6;
-        free(res);
+        mp_bytes_free(res);
     }
     bench_report("pool.map_bytes_1M", impl, bench_median(v, 5), "Mitems/s");
     free(text);

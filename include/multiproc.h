@@ -937,15 +937,19 @@ typedef int (*mp_bytes_fn)(const void *ctx, const void *in, size_t len,
 /* mp_pool_map_bytes - a map over n byte strings of any sizes: item i is
    in[i], its result a byte string of any size. Strings already in the
    arena are read where they are (no copy); others are copied into the
-   arena once. *out is one malloc'd block: n mp_bytes, in order, pointing
-   into the same block (free(*out) frees every result); a failed item's
-   is {NULL, 0}, with its status and error report as mp_pool_map's.
-   Returns the codes of mp_pool_map (MP_ENOMEM also for the results'
-   block; *out is then NULL); MP_EINVAL also for NULL out or a NULL data
-   with len > 0. */
+   arena once. *out is n mp_bytes, in order, pointing at the results where
+   the workers left them (in the arena: no copy); mp_bytes_free(*out)
+   frees them all at once. A failed item's is {NULL, 0}, with its status
+   and error report as mp_pool_map's. Returns the codes of mp_pool_map
+   (MP_ENOMEM also for the results' array; *out is then NULL); MP_EINVAL
+   also for NULL out or a NULL data with len > 0. */
 MP_API int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
                              size_t n, mp_bytes **out,
                              const mp_map_opts *mopts);
+
+/* mp_bytes_free - free the results of mp_pool_map_bytes, all of them
+   (NULL: no-op; any other pointer is ignored). */
+MP_API void mp_bytes_free(mp_bytes *out);
 
 /* mp_async - the handle of an asynchronous map or apply.
 

@@ -1042,11 +1042,11 @@ MP_TEST(byte_string_map_in_order_with_statuses)
             for (size_t b = 0; b < in[i].len; b++)
                 ck_assert_int_eq(o[1 + b], s[in[i].len - 1 - b]);
         }
-        free(out); /* every result at once */
+        mp_bytes_free(out); /* every result at once */
         mp_bytes none[1] = {{NULL, 0}};
         mp_ck_code(mp_pool_map_bytes(pool, reverse, none, 1, &out, &mo), 0);
         ck_assert_uint_eq(out[0].len, 1); /* just the prefix */
-        free(out);
+        mp_bytes_free(out);
         mp_pool_free(pool);
     }
     mp_shared_free(shared);

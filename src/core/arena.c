@@ -34,7 +34,9 @@
 #define NBINS        280
 #define BINMAP_WORDS ((NBINS + 63) / 64)
 #define SMALL_LIMIT  1024u
-#define RELEASE_MIN  ((uint64_t)64 << 20)
+/* RELEASE_MIN - what a free run keeps resident; its pages beyond go back
+   to the system. Faulting shared pages in anew is dear (docs/arena.md). */
+#define RELEASE_MIN  ((uint64_t)256 << 20)
 #define SEARCH_LIMIT 32
 
 /* blk - the header of a block. */
@@ -354,7 +356,10 @@ static uint64_t alloc_locked(struct arena_hdr *a, uint64_t need, uint64_t align,
     return boff;
 }
 
-void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err)
+/* alloc_impl - an allocation waiting for the lock until dl; its memory
+   zeroed when zero (else as the last user left it). */
+static void *alloc_impl(size_t size, size_t align, uint64_t dl, int *err,
+                        int zero)
 {
     struct arena_hdr *a = H();
     *err = MP_ENOMEM;
@@ -376,9 +381,20 @@ void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err)
     if (off == 0)
         return NULL;
     char *p = (char *)mp__arena_ptr(off + 16);
-    if (dirty_end > off + 16)
+    if (zero && dirty_end > off + 16)
         memset(p, 0, (size_t)(dirty_end - off - 16));
     return p;
+}
+
+void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err)
+{
+    return alloc_impl(size, align, dl, err, 1);
+}
+
+void *mp__arena_alloc_dirty(size_t size, size_t align)
+{
+    int err;
+    return alloc_impl(size, align, MP__NO_DEADLINE, &err, 0);
 }
 
 void *mp__arena_alloc(size_t size, size_t align)
@@ -495,13 +511,17 @@ static void free_locked(struct arena_hdr *a, uint64_t off)
         a->last16 = b->prev16;
         a->top = off; /* the block leaves the chain */
         b->check = 0;
-        if (old_top - off >= RELEASE_MIN)
-            release_range(off, old_top);
+        /* Pages beyond the run's first RELEASE_MIN go back to the
+           system; those stay resident, so that a program that frees and
+           allocates its big buffers call after call does not fault them
+           in anew each time. */
+        if (old_top - off > RELEASE_MIN)
+            release_range(off + RELEASE_MIN, old_top);
     } else {
         B(off + s)->prev16 = (uint32_t)(s / 16);
         bin_push(a, off);
-        if (s >= RELEASE_MIN)
-            release_range(off + sizeof(struct fblk), off + s);
+        if (s > RELEASE_MIN)
+            release_range(off + RELEASE_MIN, off + s);
     }
 }
 

@@ -263,10 +263,41 @@ static int ran(int r)
            r == MP_ETIMEDOUT || r == MP_EBROKEN || r == MP_ENOENT;
 }
 
+/* bytes_out - what mp_pool_map_bytes hands out: this header, then the n
+   mp_bytes (pointing into the arena blocks the workers packed), then the
+   blocks' addresses, which mp_bytes_free gives back. */
+struct bytes_out {
+    uint64_t magic;
+    uint64_t nblocks;
+};
+#define MP__BYTES_MAGIC 0x7365747962706dULL /* "mpbytes" */
+
+void mp_bytes_free(mp_bytes *out)
+{
+    if (out == NULL)
+        return;
+    struct bytes_out *h = (struct bytes_out *)(void *)out - 1;
+    if (h->magic != MP__BYTES_MAGIC)
+        return;
+    void **blocks = (void **)(void *)h - h->nblocks;
+    for (uint64_t k = 0; k < h->nblocks; k++)
+        mp_shared_free(blocks[k]);
+    h->magic = 0;
+    free(blocks);
+}
+
+/* The statuses of items a worker ran to the end (its result entry is
+   written): success or the function's own error. */
+static int ran_item(int st)
+{
+    return st != MP_EWORKERDIED && st != MP_ETIMEDOUT && st != MP_EBROKEN &&
+           st != MP_ENOENT;
+}
+
 int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
                       size_t n, mp_bytes **out, const mp_map_opts *mopts)
 {
-    if (out == NULL || (in == NULL && n > 0) || n > SIZE_MAX / 32)
+    if (out == NULL || (in == NULL && n > 0) || n > SIZE_MAX / 64)
         return MP_EINVAL;
     *out = NULL;
     /* The strings not in the arena go into one staging block. */
@@ -284,11 +315,12 @@ int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
     if (mopts != NULL)
         mo = *mopts;
     int *user_st = mo.status;
-    uint64_t *pairs = mp__arena_alloc(n ? n * 16 : 1, 64);
-    uint64_t *res = mp__arena_alloc(n ? n * 16 : 1, 64);
-    char *stage = copy ? mp__arena_alloc(copy, 64) : NULL;
-    /* Statuses say which results to gather: the caller's, or ours. */
-    int *st = user_st != NULL ? user_st : calloc(n ? n : 1, sizeof *st);
+    /* Written whole before they are read: no zeroing. */
+    uint64_t *pairs = mp__arena_alloc_dirty(n ? n * 16 : 1, 64);
+    uint64_t *res = mp__arena_alloc_dirty(n ? n * 16 : 1, 64);
+    char *stage = copy ? mp__arena_alloc_dirty(copy, 64) : NULL;
+    /* Statuses say which results exist: the caller's, or ours. */
+    int *st = user_st != NULL ? user_st : malloc((n ? n : 1) * sizeof *st);
     int r =
         pairs == NULL || res == NULL || (copy && stage == NULL) || st == NULL
             ? MP_ENOMEM
@@ -313,36 +345,41 @@ int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
                      0, &mo);
     }
     if (ran(r)) {
-        /* The results, gathered into one block the caller frees at once;
-           every result block is freed, a failed item's too. */
+        /* The results stay where the workers packed them (no copy): the
+           handed-out array points into those blocks, whose addresses it
+           keeps for mp_bytes_free. */
         const uint64_t top = (uint64_t)1 << 63; /* starts a block */
-        size_t total = 0;
+        size_t nblocks = 0;
         for (size_t i = 0; i < n; i++)
-            if (st[i] == 0)
-                total += (size_t)(res[2 * i + 1] & ~top);
-        mp_bytes *o = malloc(n * sizeof *o + total + 1);
-        char *data = o != NULL ? (char *)(o + n) : NULL;
+            nblocks += ran_item(st[i]) && (res[2 * i + 1] & top);
+        void **blocks = malloc(nblocks * sizeof *blocks +
+                               sizeof(struct bytes_out) + n * sizeof(mp_bytes));
+        struct bytes_out *h =
+            blocks != NULL ? (struct bytes_out *)(void *)(blocks + nblocks)
+                           : NULL;
+        mp_bytes *o = h != NULL ? (mp_bytes *)(void *)(h + 1) : NULL;
+        size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-            void *blk = (void *)(uintptr_t)res[2 * i];
-            size_t len = (size_t)(res[2 * i + 1] & ~top);
-            if (o != NULL) {
-                o[i] = (mp_bytes){NULL, 0};
-                if (st[i] == 0) {
-                    if (len > 0)
-                        memcpy(data, blk, len);
-                    o[i] = (mp_bytes){data, len};
-                    data += len;
-                }
+            int ok = ran_item(st[i]);
+            uint64_t len = ok ? res[2 * i + 1] : 0;
+            if (o != NULL)
+                o[i] = st[i] == 0
+                           ? (mp_bytes){(const void *)(uintptr_t)res[2 * i],
+                                        (size_t)(len & ~top)}
+                           : (mp_bytes){NULL, 0};
+            if (len & top) {
+                if (blocks != NULL)
+                    blocks[k++] = (void *)(uintptr_t)res[2 * i];
+                else
+                    mp_shared_free((void *)(uintptr_t)res[2 * i]);
             }
-            /* Results are packed into blocks; the first in each frees it
-               (after the copies above of all it holds: blocks are filled
-               in item order, so later items never precede it). */
         }
-        for (size_t i = 0; i < n; i++)
-            if (res[2 * i + 1] & top)
-                mp_shared_free((void *)(uintptr_t)res[2 * i]);
-        if (o == NULL)
+        if (h != NULL) {
+            h->magic = MP__BYTES_MAGIC;
+            h->nblocks = nblocks;
+        } else {
             r = MP_ENOMEM;
+        }
         *out = o;
     }
     if (st != user_st)

@@ -40,7 +40,7 @@ int mp_result_set(mp_result *res, const void *data, size_t len)
         /* A second set of the same item wastes its first place: rare. */
         if (len > bp->left) {
             size_t sz = len > BUMP_BLOCK ? len : BUMP_BLOCK;
-            char *blk = mp__arena_alloc(sz, 16);
+            char *blk = mp__arena_alloc_dirty(sz, 16); /* filled by us */
             if (blk == NULL)
                 return MP_ENOMEM;
             bp->cur = blk;
