@@ -108,6 +108,11 @@ static inline void *mp__arena_ptr(uint64_t off)
    two, at least 16). NULL when exhausted. */
 void *mp__arena_alloc(size_t size, size_t align);
 
+/* mp__arena_alloc_dirty - mp__arena_alloc without the zeroing, for a
+   block its caller overwrites whole (staging): its bytes are whatever the
+   last user left. NULL when exhausted. */
+void *mp__arena_alloc_dirty(size_t size, size_t align);
+
 /* mp__arena_alloc_until - mp__arena_alloc that waits for the allocator's
    lock at most until the CLOCK_MONOTONIC time dl. NULL with *err set to
    MP_ENOMEM (exhausted, bad size) or MP_ETIMEDOUT (the lock's holder,
