@@ -119,6 +119,21 @@ extern "C" {
 enum mp_error { MP_OK = 0, MP_ERROR_LIST(MP__ERROR_ENUM) };
 #undef MP__ERROR_ENUM
 
+/* MP_CHECK - for examples and small programs: evaluate expr, a call that
+   returns an int code; if it is negative, print the file, line, the call
+   and its code's name and message on standard error, and exit(1). The
+   program must include <stdio.h> and <stdlib.h>. (A map's failing item:
+   give mp_map_opts.error and print it before checking.) */
+#define MP_CHECK(expr)                                                         \
+    do {                                                                       \
+        int mp_check_r_ = (int)(expr);                                         \
+        if (mp_check_r_ < 0) {                                                 \
+            fprintf(stderr, "%s:%d: %s: %s (%s)\n", __FILE__, __LINE__, #expr, \
+                    mp_err_name(mp_check_r_), mp_strerror(mp_check_r_));       \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
 /* mp_strerror - a static English message for err ("unknown error" for a
    code not in MP_ERROR_LIST, "success" for 0 or any positive value). */
 MP_API const char *mp_strerror(int err);
@@ -972,6 +987,37 @@ MP_API int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
    its result. 0: success; other values: its error. */
 typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_result *res);
 
+/* mp_apply_ctx_fn - an apply function that also gets a context (NULL
+   when there is none). 0: success; other values: its error. */
+typedef int (*mp_apply_ctx_fn)(const void *ctx, const void *arg, size_t len,
+                               mp_result *res);
+
+/* mp_apply_opts - options of mp_pool_apply_ctx; zero or NULL: defaults. */
+typedef struct mp_apply_opts {
+    const void *ctx;      /* the context; NULL: the pool's (opts.ctx) */
+    size_t ctx_size;      /* bytes of *ctx copied for the call; 0: the
+                             pointer passed as is */
+    mp_task_error *error; /* optional: how the task failed (index 0) */
+} mp_apply_opts;
+
+/* mp_pool_apply_ctx, mp_pool_apply_ctx_async - mp_pool_apply and
+   mp_pool_apply_async for a function with a context; the synchronous one
+   also fills opts->error. The codes of mp_pool_apply and
+   mp_pool_apply_async; MP_EINVAL also for ctx_size > 0 with a NULL ctx. */
+MP_API int mp_pool_apply_ctx(mp_pool *pool, mp_apply_ctx_fn fn, const void *arg,
+                             size_t len, void **result, size_t *result_len,
+                             const mp_apply_opts *opts);
+MP_API int mp_pool_apply_ctx_async(mp_pool *pool, mp_apply_ctx_fn fn,
+                                   const void *arg, size_t len,
+                                   const mp_apply_opts *opts, mp_async **out);
+
+/* mp_async_task_error - how the task (or map) of a ready handle failed:
+   the failing item's index, code, own error value (a map's needs its
+   statuses or error report asked for) and signal; index SIZE_MAX and
+   code 0 when it succeeded. Returns 0, MP_ESTATE (not ready), MP_EINVAL
+   (NULL). */
+MP_API int mp_async_task_error(mp_async *a, mp_task_error *e);
+
 /* mp_pool_apply_async - run fn on a copy of the len bytes at arg in some
    worker. Returns 0 and *out, MP_EINVAL (NULL pool, fn or out, NULL arg
    with len > 0, fn outside any loaded object), MP_ECLOSED, MP_EBROKEN,
@@ -1051,6 +1097,9 @@ typedef struct mp_imap_opts {
                          input is read ahead */
     mp_gen_fn gen;    /* input from a generator instead of in[] */
     void *gen_ctx;
+    const void *ctx; /* mp_pool_imap_ctx's context (as mp_map_opts.ctx;
+                        copied with each chunk when ctx_size > 0) */
+    size_t ctx_size;
 } mp_imap_opts;
 
 /* mp_imap - an iterator over the results of an imap.
@@ -1070,6 +1119,12 @@ typedef struct mp_imap mp_imap;
 MP_API int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in,
                         size_t in_size, size_t out_size, size_t n,
                         const mp_imap_opts *opts, mp_imap **it);
+
+/* mp_pool_imap_ctx - mp_pool_imap for a function with a context
+   (opts->ctx, or the pool's). The codes of mp_pool_imap. */
+MP_API int mp_pool_imap_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
+                            size_t in_size, size_t out_size, size_t n,
+                            const mp_imap_opts *opts, mp_imap **it);
 
 /* mp_imap_next - the next result into out (out_size bytes) and its input
    index into *index (may be NULL), waiting at most timeout seconds.

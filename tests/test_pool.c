@@ -1057,3 +1057,103 @@ MP_TEST(byte_string_map_in_order_with_statuses)
     mp_ck_code(mp_pool_map_bytes(pool, reverse, in, 1, NULL, NULL), MP_EINVAL);
     mp_pool_free(pool);
 }
+
+/* An apply with a context: the argument times the context's factor;
+   an argument of -1 fails with 5, -2 kills its worker. */
+static int scale_apply(const void *ctx, const void *arg, size_t len,
+                       mp_result *res)
+{
+    (void)len;
+    int64_t v = *(const int64_t *)arg;
+    if (v == -1)
+        return 5;
+    if (v == -2)
+        raise(SIGKILL);
+    v *= ((const struct lin *)ctx)->mul;
+    return mp_result_set(res, &v, sizeof v);
+}
+
+MP_TEST(apply_and_imap_take_a_context_and_report_errors)
+{
+    struct lin pool_ctx = {10, 0}, call_ctx = {100, 0};
+    for (int k = 0; k < 3; k++) {
+        mp_pool *pool;
+        mp_pool_opts o = {.processes = 2,
+                          .start = mp_test_methods[k],
+                          .ctx = &pool_ctx,
+                          .ctx_size = sizeof pool_ctx};
+        mp_ck_code(mp_pool_new(&pool, &o), 0);
+        int64_t v = 7, *got = NULL;
+        size_t len = 0;
+        mp_ck_code(mp_pool_apply_ctx(pool, scale_apply, &v, sizeof v,
+                                     (void **)&got, &len, NULL),
+                   0);
+        ck_assert_int_eq(*got, 70);
+        free(got);
+        mp_task_error e;
+        mp_apply_opts ao = {
+            .ctx = &call_ctx, .ctx_size = sizeof call_ctx, .error = &e};
+        mp_ck_code(mp_pool_apply_ctx(pool, scale_apply, &v, sizeof v,
+                                     (void **)&got, &len, &ao),
+                   0);
+        ck_assert_int_eq(*got, 700);
+        free(got);
+        ck_assert_uint_eq(e.index, SIZE_MAX);
+        v = -1;
+        mp_ck_code(
+            mp_pool_apply_ctx(pool, scale_apply, &v, sizeof v, NULL, NULL, &ao),
+            MP_ETASK);
+        ck_assert_uint_eq(e.index, 0);
+        ck_assert_int_eq(e.error, 5);
+        v = -2;
+        mp_ck_code(
+            mp_pool_apply_ctx(pool, scale_apply, &v, sizeof v, NULL, NULL, &ao),
+            MP_EWORKERDIED);
+        ck_assert_int_eq(e.signal, SIGKILL);
+        /* The same report from an async handle. */
+        mp_async *a;
+        mp_ck_code(
+            mp_pool_apply_ctx_async(pool, scale_apply, &v, sizeof v, NULL, &a),
+            0);
+        mp_ck_code(mp_async_wait(a, MP_T(10)), 0);
+        mp_ck_code(mp_async_task_error(a, &e), 0);
+        mp_ck_code(e.code, MP_EWORKERDIED);
+        mp_async_free(a);
+        /* imap with the pool's context, in order. */
+        int64_t in[100], out;
+        for (int i = 0; i < 100; i++)
+            in[i] = i;
+        mp_imap *it;
+        mp_imap_opts io = {.ordered = 1, .chunksize = 7};
+        mp_ck_code(mp_pool_imap_ctx(pool, lin_item, in, 8, 8, 100, &io, &it),
+                   0);
+        size_t idx;
+        for (int i = 0; i < 100; i++) {
+            mp_ck_code(mp_imap_next(it, &out, &idx, MP_T(10)), 0);
+            ck_assert_uint_eq(idx, (size_t)i);
+            ck_assert_int_eq(out, 10 * i);
+        }
+        mp_ck_code(mp_imap_next(it, &out, &idx, MP_T(10)), MP_EOF);
+        mp_imap_free(it);
+        mp_pool_free(pool);
+    }
+}
+
+/* MP_CHECK in a child: a call that fails ends it with status 1. */
+static int check_fails(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    mp_queue *q;
+    MP_CHECK(mp_queue_new(&q, NULL));
+    MP_CHECK(mp_queue_get(q, buf, sizeof buf, 0)); /* empty: exits */
+    return 0;
+}
+
+MP_TEST(check_macro_exits_on_a_failed_call)
+{
+    ck_assert_int_eq(
+        mp_test_finish(mp_test_start(check_fails, NULL, 0, MP_START_FORK),
+                       MP_T(10)),
+        1);
+}

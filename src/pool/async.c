@@ -22,6 +22,16 @@ void mp__async_collect(mp_async *a, struct mp__job *j)
 {
     a->code = j->err == UINT64_MAX ? 0 : mp__err_code(j->err & 3);
     a->signal = j->err_signal;
+    /* Which item failed, and its own error value: an apply's return, a
+       map item's status (kept when statuses or a report were asked for). */
+    uint64_t fi = j->err >> 2;
+    a->err_index = j->err == UINT64_MAX ? SIZE_MAX : (size_t)(a->start + fi);
+    a->err_value = 0;
+    if (a->code == MP_ETASK)
+        a->err_value = j->kind == MP__JOB_APPLY ? j->apply_ret
+                       : j->status_off
+                           ? ((const int *)mp__arena_ptr(j->status_off))[fi]
+                           : 0;
     if (j->kind == MP__JOB_APPLY) {
         a->apply_ret = j->apply_ret;
         if (a->code == 0 && j->res_off) {
@@ -43,14 +53,10 @@ void mp__async_collect(mp_async *a, struct mp__job *j)
             memcpy(a->user_status, a->stage_status, a->n * sizeof(int));
         if (a->user_error != NULL) {
             mp_task_error *e = a->user_error;
-            uint64_t i = j->err >> 2;
-            const int *st = j->status_off
-                                ? (const int *)mp__arena_ptr(j->status_off)
-                                : NULL;
-            e->index = a->code ? (size_t)(a->start + i) : SIZE_MAX;
+            e->index = a->err_index;
             e->code = a->code;
-            e->error = a->code == MP_ETASK && st != NULL ? st[i] : 0;
-            e->signal = a->code ? j->err_signal : 0;
+            e->error = a->err_value;
+            e->signal = a->code ? a->signal : 0;
         }
     }
     /* Last, with release: a reader that sees ready sees the rest. */
@@ -248,19 +254,25 @@ void mp_async_free(mp_async *a)
     free(a);
 }
 
-int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
-                        size_t len, mp_async **out)
+/* post_apply - an apply of fn (a mp_apply_fn, or with ctx set a
+   mp_apply_ctx_fn) to a copy of the len bytes at arg. ctx: the call's
+   context (copied when ctx_size > 0) or, NULL, the pool's. */
+static int post_apply(mp_pool *pool, uint32_t mode, void *fn, const void *arg,
+                      size_t len, const void *ctx, size_t ctx_size,
+                      mp_async **out)
 {
     if (pool == NULL || pool->magic != MP__POOL_MAGIC || fn == NULL ||
-        out == NULL || (arg == NULL && len > 0))
+        out == NULL || (arg == NULL && len > 0) ||
+        (ctx == NULL && ctx_size > 0))
         return MP_EINVAL;
     mp_async *a = calloc(1, sizeof *a);
     if (a == NULL)
         return MP_ENOMEM;
     pthread_mutex_lock(&pool->mu);
-    int f = mp__pool_fn(pool, (void *)fn);
+    int f = mp__pool_fn(pool, fn);
     struct mp__job *j = f < 0 ? NULL : mp__job_new(MP__JOB_APPLY, 1);
     void *copy = NULL;
+    void *ctx_copy = NULL;
     int r = f < 0 ? f : (j == NULL ? MP_ENOMEM : 0);
     if (r == 0 && len > 0) {
         copy = mp__arena_alloc(len, 16);
@@ -269,6 +281,13 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
         else
             memcpy(copy, arg, len);
     }
+    if (r == 0 && ctx_size > 0) {
+        ctx_copy = mp__arena_alloc(ctx_size, 64);
+        if (ctx_copy == NULL)
+            r = MP_ENOMEM;
+        else
+            memcpy(ctx_copy, ctx, ctx_size);
+    }
     int64_t k = MP_EBUSY;
     if (r == 0) {
         j->fn = (uint32_t)f;
@@ -276,6 +295,10 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
         j->chunksize = 1;
         j->in_off = copy ? mp__arena_off(copy) : 0;
         j->in_size = len;
+        j->mode = mode;
+        j->ctx = ctx_copy != NULL ? (uint64_t)(uintptr_t)ctx_copy
+                 : ctx != NULL    ? (uint64_t)(uintptr_t)ctx
+                                  : pool->b->ctx;
         mp__async_init(a, pool, MP__JOB_APPLY, 1);
         /* A full ring: serve the pool until a slot frees. */
         while ((k = mp__pool_post(pool, j, &a->fe)) == MP_EBUSY) {
@@ -286,14 +309,67 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
     }
     if (r != 0) {
         mp_shared_free(copy);
+        mp_shared_free(ctx_copy);
         mp_shared_free(j);
         pthread_mutex_unlock(&pool->mu);
         free(a);
         return r;
     }
+    /* The context's copy goes with the job. */
+    pool->tasks[k % MP__POOL_RING].owned[3] = ctx_copy;
     mp__async_attach(a, (uint64_t)k);
     pthread_mutex_unlock(&pool->mu);
     *out = a;
+    return 0;
+}
+
+int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
+                        size_t len, mp_async **out)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return post_apply(pool, MP__MAP_PLAIN, fn ? f : NULL, arg, len, NULL, 0,
+                      out);
+}
+
+int mp_pool_apply_ctx_async(mp_pool *pool, mp_apply_ctx_fn fn, const void *arg,
+                            size_t len, const mp_apply_opts *opts,
+                            mp_async **out)
+{
+    mp_apply_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return post_apply(pool, MP__MAP_CTX, fn ? f : NULL, arg, len, o.ctx,
+                      o.ctx_size, out);
+}
+
+int mp_pool_apply_ctx(mp_pool *pool, mp_apply_ctx_fn fn, const void *arg,
+                      size_t len, void **result, size_t *result_len,
+                      const mp_apply_opts *opts)
+{
+    mp_async *a;
+    int r = mp_pool_apply_ctx_async(pool, fn, arg, len, opts, &a);
+    if (r != 0)
+        return r;
+    r = mp_async_get(a, result, result_len, MP_FOREVER);
+    if (opts != NULL && opts->error != NULL)
+        mp_async_task_error(a, opts->error);
+    mp_async_free(a);
+    return r;
+}
+
+int mp_async_task_error(mp_async *a, mp_task_error *e)
+{
+    if (!async_ok(a) || e == NULL)
+        return MP_EINVAL;
+    if (!is_ready(a))
+        return MP_ESTATE;
+    e->index = a->err_index;
+    e->code = a->code;
+    e->error = a->err_value;
+    e->signal = a->code ? a->signal : 0;
     return 0;
 }
 

@@ -408,7 +408,8 @@ struct mp_imap {
     uint32_t magic;
     mp_pool *pool;    /* NULL once the pool is freed */
     struct mp__fe fe; /* on the pool's list of live iterators */
-    mp_map_fn fn;
+    void *fn;         /* a mp_map_fn, or a mp_map_ctx_fn (mode) */
+    uint32_t mode;    /* MP__MAP_PLAIN or MP__MAP_CTX */
     const char *in;
     size_t in_size, out_size, n;
     mp_imap_opts o;
@@ -497,9 +498,12 @@ static int feed_one(mp_imap *it)
         batch_drop(&bt);
         return MP_EOF;
     }
-    mp_map_opts mo = {.chunksize = bt.count, .status = bt.status};
-    int r = mp_pool_map_async(it->pool, it->fn, bt.in, it->in_size, bt.out,
-                              it->out_size, bt.count, &mo, &bt.a);
+    mp_map_opts mo = {.chunksize = bt.count,
+                      .status = bt.status,
+                      .ctx = it->o.ctx,
+                      .ctx_size = it->o.ctx_size};
+    int r = post_map(it->pool, it->mode, it->fn, bt.in, it->in_size, bt.out,
+                     it->out_size, bt.count, 0, &mo, &bt.a);
     if (r != 0) {
         batch_drop(&bt);
         return r;
@@ -523,15 +527,17 @@ static void feed(mp_imap *it)
     }
 }
 
-int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
-                 size_t out_size, size_t n, const mp_imap_opts *opts,
-                 mp_imap **out)
+/* imap_new - the iterator of mp_pool_imap and mp_pool_imap_ctx. */
+static int imap_new(mp_pool *pool, uint32_t mode, void *fn, const void *in,
+                    size_t in_size, size_t out_size, size_t n,
+                    const mp_imap_opts *opts, mp_imap **out)
 {
     mp_imap_opts o = {0};
     if (opts != NULL)
         o = *opts;
     if (pool == NULL || pool->magic != MP__POOL_MAGIC || fn == NULL ||
-        out == NULL || (o.gen == NULL && in == NULL && n > 0))
+        out == NULL || (o.gen == NULL && in == NULL && n > 0) ||
+        (o.ctx == NULL && o.ctx_size > 0))
         return MP_EINVAL;
     if (o.chunksize == 0)
         o.chunksize = 1;
@@ -552,6 +558,7 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
     it->pool = pool;
     it->fe.on = on_event;
     it->fn = fn;
+    it->mode = mode;
     it->in = in;
     it->in_size = in_size;
     it->out_size = out_size;
@@ -574,6 +581,26 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
     }
     *out = it;
     return 0;
+}
+
+int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
+                 size_t out_size, size_t n, const mp_imap_opts *opts,
+                 mp_imap **out)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return imap_new(pool, MP__MAP_PLAIN, fn ? f : NULL, in, in_size, out_size,
+                    n, opts, out);
+}
+
+int mp_pool_imap_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
+                     size_t in_size, size_t out_size, size_t n,
+                     const mp_imap_opts *opts, mp_imap **out)
+{
+    void *f;
+    memcpy(&f, &fn, sizeof f);
+    return imap_new(pool, MP__MAP_CTX, fn ? f : NULL, in, in_size, out_size, n,
+                    opts, out);
 }
 
 /* Take the next result of batch bt (ready). */

@@ -326,6 +326,8 @@ struct mp_async {
     void *stage_in, *stage_out; /* arena staging (NULL: used in place) */
     int *stage_status;
     mp_task_error *user_error; /* map: filled when collected */
+    size_t err_index;          /* the failing item (SIZE_MAX: none) */
+    int err_value;             /* its function's own error value */
     uint64_t start;            /* range map: the number of item 0 */
 };
 

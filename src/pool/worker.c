@@ -237,14 +237,23 @@ static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
 
 /* Run an apply task. */
 static void run_apply(struct mp__board *b, struct mp__wslot *s,
-                      struct mp__job *j, mp_apply_fn fn)
+                      struct mp__job *j, void *fp)
 {
     struct mp_result res = {NULL, 0, NULL, 0};
     if (b->timeout > 0)
         __atomic_store_n(&s->item_start, mp__now_ns(), __ATOMIC_RELAXED);
     __atomic_store_n(&s->item, 0, __ATOMIC_RELEASE);
-    int r = fn(j->in_off ? mp__arena_ptr(j->in_off) : NULL, (size_t)j->in_size,
-               &res);
+    const void *arg = j->in_off ? mp__arena_ptr(j->in_off) : NULL;
+    int r;
+    if (j->mode == MP__MAP_CTX) {
+        mp_apply_ctx_fn fn;
+        memcpy(&fn, &fp, sizeof fn);
+        r = fn((const void *)(uintptr_t)j->ctx, arg, (size_t)j->in_size, &res);
+    } else {
+        mp_apply_fn fn;
+        memcpy(&fn, &fp, sizeof fn);
+        r = fn(arg, (size_t)j->in_size, &res);
+    }
     j->apply_ret = r;
     j->res_off = res.block ? mp__arena_off(res.block) : 0;
     j->res_len = res.len;
@@ -337,9 +346,7 @@ int mp__pool_worker(void *arg)
         } else if (j->kind == MP__JOB_MAP) {
             run_map(b, s, j, c, fp);
         } else {
-            mp_apply_fn fn;
-            memcpy(&fn, &fp, sizeof fn);
-            run_apply(b, s, j, fn);
+            run_apply(b, s, j, fp);
         }
         finish(b, s, j, c);
         __atomic_store_n(&s->scan, UINT64_MAX, __ATOMIC_SEQ_CST);
