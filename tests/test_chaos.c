@@ -834,3 +834,47 @@ MP_TEST(worker_stopped_after_claim_is_seen_by_task_timeout)
     mp__pool_fault_hook = NULL;
     mp_shared_free(stop_once);
 }
+
+/* ---- a task that forks, and whose fork child returns from it too ------
+ */
+
+static int fork_in_task(const void *in, void *out)
+{
+    int64_t v = *(const int64_t *)in;
+    if (v == 5)
+        fork(); /* both copies return into the worker */
+    *(int64_t *)out = v * 3;
+    return 0;
+}
+
+MP_TEST(task_fork_child_does_not_act_as_a_worker)
+{
+    enum { N = 40 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    for (int k = 0; k < 3; k++) {
+        for (int round = 0; round < 3; round++) {
+            mp_pool *pool;
+            mp_pool_opts o = {.processes = 2, .start = mp_test_methods[k]};
+            mp_ck_code(mp_pool_new(&pool, &o), 0);
+            mp_map_opts mo = {.chunksize = 1};
+            mp_ck_code(mp_pool_map(pool, fork_in_task, in, 8, out, 8, N, &mo),
+                       0);
+            for (int i = 0; i < N; i++)
+                ck_assert_int_eq(out[i], 3 * i);
+            mp_ck_code(mp_pool_close(pool), 0);
+            mp_ck_code(mp_pool_join(pool, MP_T(10)), 0);
+            mp_pool_free(pool);
+            const char *why = NULL;
+            mp_ck_code(mp__arena_check(&why), 0);
+        }
+    }
+    /* The fork children left at once; as zombies of workers that never
+       waited, they came back to this process (a subreaper): reap them. */
+    for (int i = 0; i < 30; i++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        mp_test_sleep(0.01);
+    }
+}

@@ -175,6 +175,18 @@ static void fail_unresolved(struct mp__job *j, uint64_t c)
         j->apply_ret = MP_ENOENT;
 }
 
+/* A task that forked, and whose fork child returned from it too: the
+   child is not this worker (it holds no life lock, the parent cannot see
+   it) and must not go on claiming and writing as one. It leaves at once,
+   before it touches the job. The pid is cached: one load. */
+static void not_a_fork_of_mine(const struct mp__wslot *s)
+{
+    if (__builtin_expect((uint32_t)mp__getpid() !=
+                             __atomic_load_n(&s->pid, __ATOMIC_RELAXED),
+                         0))
+        mp__exit_now(0);
+}
+
 /* Run the items of chunk c of a map job. */
 static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
                     uint64_t c, void *fp)
@@ -226,6 +238,7 @@ static void run_map(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
             r = cfn(ctx, in + i * j->in_size, o);
         else
             r = fn(in + i * j->in_size, o);
+        not_a_fork_of_mine(s);
         if (__builtin_expect(r != 0, 0)) {
             if (st != NULL)
                 st[i] = r;
@@ -254,6 +267,7 @@ static void run_apply(struct mp__board *b, struct mp__wslot *s,
         memcpy(&fn, &fp, sizeof fn);
         r = fn(arg, (size_t)j->in_size, &res);
     }
+    not_a_fork_of_mine(s);
     j->apply_ret = r;
     j->res_off = res.block ? mp__arena_off(res.block) : 0;
     j->res_len = res.len;
