@@ -1138,6 +1138,12 @@ MP_API int mp_pool_imap_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
    iterator, NaN timeout). */
 MP_API int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout);
 
+/* mp_imap_task_error - the last failure mp_imap_next returned: the
+   item's index, its code, its function's own error value (MP_ETASK) and
+   the signal of a worker death; index SIZE_MAX and code 0 before any.
+   Returns 0 or MP_EINVAL. */
+MP_API int mp_imap_task_error(mp_imap *it, mp_task_error *e);
+
 /* mp_imap_free - stop: items not yet taken are dropped (NULL: no-op). */
 MP_API void mp_imap_free(mp_imap *it);
 

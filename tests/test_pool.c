@@ -1134,6 +1134,26 @@ MP_TEST(apply_and_imap_take_a_context_and_report_errors)
             ck_assert_int_eq(out, 10 * i);
         }
         mp_ck_code(mp_imap_next(it, &out, &idx, MP_T(10)), MP_EOF);
+        mp_imap_task_error(it, &e);
+        ck_assert_uint_eq(e.index, SIZE_MAX);
+        mp_imap_free(it);
+        /* A failing item of an imap: its own error value too. */
+        in[42] = 999; /* odd_fails: fails with 999 % 7 + 1 */
+        mp_ck_code(mp_pool_imap(pool, odd_fails, in, 8, 8, 100, &io, &it), 0);
+        int failed = 0, r;
+        while ((r = mp_imap_next(it, &out, &idx, MP_T(10))) != MP_EOF) {
+            if (r == 0)
+                continue;
+            mp_ck_code(r, MP_ETASK);
+            mp_ck_code(mp_imap_task_error(it, &e), 0);
+            ck_assert_uint_eq(idx, 42);
+            ck_assert_uint_eq(e.index, 42);
+            mp_ck_code(e.code, MP_ETASK);
+            ck_assert_int_eq(e.error, 999 % 7 + 1);
+            failed++;
+        }
+        ck_assert_int_eq(failed, 1);
+        in[42] = 42;
         mp_imap_free(it);
         mp_pool_free(pool);
     }

@@ -415,8 +415,9 @@ struct mp_imap {
     mp_imap_opts o;
     uint64_t fed; /* items read from the input */
     int input_done;
-    int feed_err;    /* why feeding stopped early (told once drained) */
-    struct batch *b; /* ring of nb batches */
+    int feed_err;       /* why feeding stopped early (told once drained) */
+    mp_task_error last; /* the last failure mp_imap_next returned */
+    struct batch *b;    /* ring of nb batches */
     size_t nb, head, count;
 };
 
@@ -559,6 +560,7 @@ static int imap_new(mp_pool *pool, uint32_t mode, void *fn, const void *in,
     it->fe.on = on_event;
     it->fn = fn;
     it->mode = mode;
+    it->last = (mp_task_error){SIZE_MAX, 0, 0, 0};
     it->in = in;
     it->in_size = in_size;
     it->out_size = out_size;
@@ -610,12 +612,27 @@ static int take(mp_imap *it, struct batch *bt, void *out, size_t *index)
     if (index != NULL)
         *index = (size_t)(bt->first + k);
     int st = bt->status[k];
-    if (st != 0)
-        return st == MP_EWORKERDIED || st == MP_ETIMEDOUT || st == MP_EBROKEN
-                   ? st
-                   : MP_ETASK; /* the item's own error */
+    if (st != 0) {
+        int code = st == MP_EWORKERDIED || st == MP_ETIMEDOUT ||
+                           st == MP_EBROKEN || st == MP_ENOENT
+                       ? st
+                       : MP_ETASK; /* the item's own error */
+        /* What mp_imap_task_error tells about this failure. */
+        it->last = (mp_task_error){(size_t)(bt->first + k), code,
+                                   code == MP_ETASK ? st : 0,
+                                   code != MP_ETASK ? bt->a->signal : 0};
+        return code;
+    }
     if (out != NULL)
         memcpy(out, bt->out + k * it->out_size, it->out_size);
+    return 0;
+}
+
+int mp_imap_task_error(mp_imap *it, mp_task_error *e)
+{
+    if (it == NULL || it->magic != MP__IMAP_MAGIC || e == NULL)
+        return MP_EINVAL;
+    *e = it->last;
     return 0;
 }
 
