@@ -63,6 +63,8 @@ struct mp__job *mp__job_new(uint32_t kind, uint64_t nchunks)
 }
 
 /* Start the worker of slot w. */
+static int settle_death(mp_pool *pool, int w, int code);
+
 static int start_worker(mp_pool *pool, int w)
 {
     struct mp__wslot *s = slot(pool, w);
@@ -84,8 +86,16 @@ static int start_worker(mp_pool *pool, int w)
     int r = mp_process_new(&p, mp__pool_worker, &a, &o);
     if (r == 0 && (r = mp_process_start(p)) != 0)
         mp_process_free(p);
-    if (r != 0)
+    if (r != 0) {
+        /* The child may have run, claimed a chunk and died before the
+           start could adopt it (another wait in this process, a SIGCHLD
+           handler, took it): what its slot says it held is a death's. */
+        if (__atomic_load_n(&s->job, __ATOMIC_ACQUIRE) != 0)
+            settle_death(pool, w, 0);
+        s->job = 0;
+        s->item = UINT64_MAX;
         return r;
+    }
     pool->workers[w] = p;
     pool->killed_for_timeout[w] = 0;
     pool->stats.started++;
