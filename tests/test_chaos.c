@@ -684,6 +684,23 @@ MP_TEST(stray_and_malformed_boot_values_are_ignored)
         ck_assert_msg(strstr(out, "MP__BOOT gone") != NULL,
                       "MP__BOOT=\"%.40s\" left in the environment", values[i]);
     }
+    /* Forged descriptors that pass the name and size checks but are no
+       arena (zeros), naming a starter that is not the parent: main. */
+    size_t size = 1 << 20;
+    int memfd = memfd_create(MP__ARENA_NAME, 0), life[2];
+    ck_assert_int_ge(memfd, 0);
+    ck_assert_int_eq(ftruncate(memfd, (off_t)size), 0);
+    ck_assert_int_eq(pipe(life), 0);
+    snprintf(plausible, sizeof plausible, "c,3,100000000000,%zx,1000,4,%d,-1",
+             size, 999999);
+    int code = run_victim(BOOT_VICTIM_PATH, plausible, memfd, life[0], -1, out,
+                          sizeof out);
+    ck_assert_msg(code == 0 && strstr(out, "victim: main ran") != NULL,
+                  "unformatted forged arena: status %d, output \"%s\"", code,
+                  out);
+    close(memfd);
+    close(life[0]);
+    close(life[1]);
 }
 
 /* A forged boot, as an attacker with its own family would make it: this

@@ -140,10 +140,6 @@ int mp__boot(const char *env)
         mp__fd_type(lifeline) != S_IFIFO ||
         (sock >= 0 && mp__fd_type(sock) != S_IFSOCK))
         return MP_EINVAL;
-    /* A real child whose starter died before it booted: leave, as the
-       lifeline would have made it. */
-    if (mp__getppid() != ppid)
-        mp__exit_now(MP__EXIT_BOOT);
     /* An arena that is not formatted as one is not a family's: ignored
        (the mapping is undone). A family's that cannot be mapped here is
        fatal: this is a child that cannot reach its target. */
@@ -153,6 +149,10 @@ int mp__boot(const char *env)
     if (r != 0)
         die("cannot map the family arena at %#" PRIxPTR " (%zu bytes): %s",
             base, size, mp_strerror(r));
+    /* A real child (a family's arena) whose starter died before it
+       booted: leave, as the lifeline would have made it. */
+    if (mp__getppid() != ppid)
+        mp__exit_now(MP__EXIT_BOOT);
     mp__set_cloexec(memfd, 1);
     mp__set_cloexec(lifeline, 1);
     if (sock >= 0)
