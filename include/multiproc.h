@@ -796,8 +796,9 @@ MP_API int mp_conn_close(mp_conn *c);
 /* mp_wait - like multiprocessing.connection.wait: wait until at least one
    of n descriptors (from mp_conn_fileno or mp_process_sentinel) is ready
    (a connection: a message or its end can be received; a sentinel: the
-   process ended), at most timeout seconds. ready[i] is set to 1 or 0 when
-   ready is not NULL. Safe from any thread. Returns the number ready (0
+   process ended; a descriptor that is not open counts as ready, as with
+   Python's selectors), at most timeout seconds. ready[i] is set to 1 or 0
+   when ready is not NULL. Safe from any thread. Returns the number ready (0
    on time out), MP_EINVAL (NULL fds with n > 0, a negative descriptor,
    NaN timeout, n over RLIMIT_NOFILE), MP_ENOMEM. */
 MP_API int mp_wait(const int *fds, size_t n, int *ready, double timeout);
