@@ -653,6 +653,13 @@ int mp__arena_create(size_t size)
     return 0;
 }
 
+int mp__arena_formatted(int fd, size_t size)
+{
+    uint64_t h[2]; /* magic, size: the header's first two fields */
+    return mp__pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h &&
+           h[0] == ARENA_MAGIC && h[1] == size;
+}
+
 int mp__arena_attach(int fd, uintptr_t base, size_t size)
 {
     void *p = NULL;

@@ -89,6 +89,11 @@ static inline uint64_t mp__lock_deadline(uint64_t dl)
    Returns 0 (fills mp__g.arena*) or a negative errno. */
 int mp__arena_create(size_t size);
 
+/* mp__arena_formatted - 1 if the memfd fd holds an arena of size bytes
+   (its header says so), else 0: read, not mapped, so that a forged
+   descriptor is told apart before anything is mapped at its address. */
+int mp__arena_formatted(int fd, size_t size);
+
 /* mp__arena_attach - map an inherited arena memfd at base (a spawned
    child). Returns 0, MP_EEXIST (the range is taken here), or an errno. */
 int mp__arena_attach(int fd, uintptr_t base, size_t size);

@@ -21,6 +21,17 @@ void mp__close(int fd)
         (void)close(fd);
 }
 
+ssize_t mp__pread(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (;;) {
+        ssize_t n = pread(fd, buf, len, (off_t)off);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
 size_t mp__fd_limit(void)
 {
     struct rlimit rl;

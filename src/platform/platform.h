@@ -194,6 +194,11 @@ int mp__fd_count(void);
    fd (through /proc/self/fd), close-on-exec, with the given open flags. */
 int mp__reopen_fd(int fd, int flags);
 
+/* mp__pread - read up to len bytes at offset off of fd, without moving
+   its offset. Returns the count (0 at end of file) or a negative errno.
+   EINTR is retried. */
+ssize_t mp__pread(int fd, void *buf, size_t len, uint64_t off);
+
 /* mp__fd_limit - the most descriptors this process may have open (its
    RLIMIT_NOFILE soft limit; 1024 when it cannot be read). */
 size_t mp__fd_limit(void);

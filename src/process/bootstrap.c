@@ -140,9 +140,11 @@ int mp__boot(const char *env)
         mp__fd_type(lifeline) != S_IFIFO ||
         (sock >= 0 && mp__fd_type(sock) != S_IFSOCK))
         return MP_EINVAL;
-    /* An arena that is not formatted as one is not a family's: ignored
-       (the mapping is undone). A family's that cannot be mapped here is
+    /* An arena that is not formatted as one is not a family's: ignored,
+       before anything is mapped. A family's that cannot be mapped here is
        fatal: this is a child that cannot reach its target. */
+    if (!mp__arena_formatted(memfd, size))
+        return MP_EINVAL;
     int r = mp__arena_attach(memfd, base, size);
     if (r == MP_EINVAL)
         return MP_EINVAL;
