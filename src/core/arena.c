@@ -391,6 +391,14 @@ void *mp__arena_alloc_until(size_t size, size_t align, uint64_t dl, int *err)
     return alloc_impl(size, align, dl, err, 1);
 }
 
+void *mp__arena_dup(const void *src, size_t size, size_t align)
+{
+    void *p = mp__arena_alloc_dirty(size, align); /* overwritten whole */
+    if (p != NULL)
+        memcpy(p, src, size);
+    return p;
+}
+
 void *mp__arena_alloc_dirty(size_t size, size_t align)
 {
     int err;

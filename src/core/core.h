@@ -113,6 +113,11 @@ static inline void *mp__arena_ptr(uint64_t off)
    two, at least 16). NULL when exhausted. */
 void *mp__arena_alloc(size_t size, size_t align);
 
+/* mp__arena_dup - an arena copy of the size bytes at src (size > 0),
+   aligned to align: how a private argument or context reaches workers of
+   every start method. NULL when exhausted. */
+void *mp__arena_dup(const void *src, size_t size, size_t align);
+
 /* mp__arena_alloc_dirty - mp__arena_alloc without the zeroing, for a
    block its caller overwrites whole (staging): its bytes are whatever the
    last user left. NULL when exhausted. */

@@ -274,20 +274,11 @@ static int post_apply(mp_pool *pool, uint32_t mode, void *fn, const void *arg,
     void *copy = NULL;
     void *ctx_copy = NULL;
     int r = f < 0 ? f : (j == NULL ? MP_ENOMEM : 0);
-    if (r == 0 && len > 0) {
-        copy = mp__arena_alloc(len, 16);
-        if (copy == NULL)
-            r = MP_ENOMEM;
-        else
-            memcpy(copy, arg, len);
-    }
-    if (r == 0 && ctx_size > 0) {
-        ctx_copy = mp__arena_alloc(ctx_size, 64);
-        if (ctx_copy == NULL)
-            r = MP_ENOMEM;
-        else
-            memcpy(ctx_copy, ctx, ctx_size);
-    }
+    if (r == 0 && len > 0 && (copy = mp__arena_dup(arg, len, 16)) == NULL)
+        r = MP_ENOMEM;
+    if (r == 0 && ctx_size > 0 &&
+        (ctx_copy = mp__arena_dup(ctx, ctx_size, 64)) == NULL)
+        r = MP_ENOMEM;
     int64_t k = MP_EBUSY;
     if (r == 0) {
         j->fn = (uint32_t)f;
@@ -326,10 +317,8 @@ static int post_apply(mp_pool *pool, uint32_t mode, void *fn, const void *arg,
 int mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
                         size_t len, mp_async **out)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return post_apply(pool, MP__MAP_PLAIN, fn ? f : NULL, arg, len, NULL, 0,
-                      out);
+    return post_apply(pool, MP__MAP_PLAIN, mp__fn_addr((void (*)(void))fn), arg,
+                      len, NULL, 0, out);
 }
 
 int mp_pool_apply_ctx_async(mp_pool *pool, mp_apply_ctx_fn fn, const void *arg,
@@ -339,10 +328,8 @@ int mp_pool_apply_ctx_async(mp_pool *pool, mp_apply_ctx_fn fn, const void *arg,
     mp_apply_opts o = {0};
     if (opts != NULL)
         o = *opts;
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return post_apply(pool, MP__MAP_CTX, fn ? f : NULL, arg, len, o.ctx,
-                      o.ctx_size, out);
+    return post_apply(pool, MP__MAP_CTX, mp__fn_addr((void (*)(void))fn), arg,
+                      len, o.ctx, o.ctx_size, out);
 }
 
 int mp_pool_apply_ctx(mp_pool *pool, mp_apply_ctx_fn fn, const void *arg,

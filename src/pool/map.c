@@ -40,13 +40,19 @@ static void guided_starts(uint64_t *st, uint64_t n, uint64_t workers,
     st[k] = n;
 }
 
+/* In the arena from start to end: read in place by every worker. */
+static int in_arena(const void *p, size_t len)
+{
+    return len == 0 || (mp_shared_contains(p) &&
+                        mp_shared_contains((const char *)p + len - 1));
+}
+
 /* An arena pointer for a user array: the array itself when it is in the
    arena, else a fresh (zeroed) arena copy of size bytes, with a copy of
    src when src is given. NULL when the arena is full. */
 static void *stage(const void *user, size_t size, int copy_in, void **owned)
 {
-    if (user != NULL && mp_shared_contains(user) &&
-        mp_shared_contains((const char *)user + size - 1))
+    if (user != NULL && size > 0 && in_arena(user, size))
         return (void *)user;
     void *p = mp__arena_alloc(size ? size : 1, 64);
     if (p != NULL && copy_in && user != NULL)
@@ -155,14 +161,10 @@ static int post_map(mp_pool *pool, uint32_t mode, void *fn, const void *in,
     if (r == 0 && mo.ctx != NULL) {
         ctx = (uint64_t)(uintptr_t)mo.ctx;
         if (mo.ctx_size > 0) {
-            void *copy = mp__arena_alloc(mo.ctx_size, 64);
-            if (copy == NULL)
+            owned[3] = mp__arena_dup(mo.ctx, mo.ctx_size, 64);
+            if (owned[3] == NULL)
                 r = MP_ENOMEM;
-            else {
-                memcpy(copy, mo.ctx, mo.ctx_size);
-                owned[3] = copy;
-                ctx = (uint64_t)(uintptr_t)copy;
-            }
+            ctx = (uint64_t)(uintptr_t)owned[3];
         }
     }
     if (r != 0)
@@ -200,10 +202,8 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
                       size_t in_size, void *out, size_t out_size, size_t n,
                       const mp_map_opts *mopts, mp_async **out_async)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return post_map(pool, MP__MAP_PLAIN, fn ? f : NULL, in, in_size, out,
-                    out_size, n, 0, mopts, out_async);
+    return post_map(pool, MP__MAP_PLAIN, mp__fn_addr((void (*)(void))fn), in,
+                    in_size, out, out_size, n, 0, mopts, out_async);
 }
 
 /* Post, then wait for the outcome. */
@@ -224,36 +224,23 @@ static int map_wait(mp_pool *pool, uint32_t mode, void *fn, const void *in,
 int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
                 void *out, size_t out_size, size_t n, const mp_map_opts *mopts)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return map_wait(pool, MP__MAP_PLAIN, fn ? f : NULL, in, in_size, out,
-                    out_size, n, 0, mopts);
+    return map_wait(pool, MP__MAP_PLAIN, mp__fn_addr((void (*)(void))fn), in,
+                    in_size, out, out_size, n, 0, mopts);
 }
 
 int mp_pool_map_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
                     size_t in_size, void *out, size_t out_size, size_t n,
                     const mp_map_opts *mopts)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return map_wait(pool, MP__MAP_CTX, fn ? f : NULL, in, in_size, out,
-                    out_size, n, 0, mopts);
+    return map_wait(pool, MP__MAP_CTX, mp__fn_addr((void (*)(void))fn), in,
+                    in_size, out, out_size, n, 0, mopts);
 }
 
 int mp_pool_map_range(mp_pool *pool, mp_range_fn fn, size_t start, size_t n,
                       void *out, size_t out_size, const mp_map_opts *mopts)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return map_wait(pool, MP__MAP_RANGE, fn ? f : NULL, NULL, 0, out, out_size,
-                    n, start, mopts);
-}
-
-/* In the arena from start to end: read in place by every worker. */
-static int in_arena(const void *p, size_t len)
-{
-    return len == 0 || (mp_shared_contains(p) &&
-                        mp_shared_contains((const char *)p + len - 1));
+    return map_wait(pool, MP__MAP_RANGE, mp__fn_addr((void (*)(void))fn), NULL,
+                    0, out, out_size, n, start, mopts);
 }
 
 /* The item outcomes after which results are gathered (the map ran). */
@@ -339,10 +326,8 @@ int mp_pool_map_bytes(mp_pool *pool, mp_bytes_fn fn, const mp_bytes *in,
             pairs[2 * i + 1] = in[i].len;
         }
         mo.status = st;
-        void *f;
-        memcpy(&f, &fn, sizeof f);
-        r = map_wait(pool, MP__MAP_BYTES, fn ? f : NULL, pairs, 16, res, 16, n,
-                     0, &mo);
+        r = map_wait(pool, MP__MAP_BYTES, mp__fn_addr((void (*)(void))fn),
+                     pairs, 16, res, 16, n, 0, &mo);
     }
     if (ran(r)) {
         /* The results stay where the workers packed them (no copy): the
@@ -589,20 +574,16 @@ int mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in, size_t in_size,
                  size_t out_size, size_t n, const mp_imap_opts *opts,
                  mp_imap **out)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return imap_new(pool, MP__MAP_PLAIN, fn ? f : NULL, in, in_size, out_size,
-                    n, opts, out);
+    return imap_new(pool, MP__MAP_PLAIN, mp__fn_addr((void (*)(void))fn), in,
+                    in_size, out_size, n, opts, out);
 }
 
 int mp_pool_imap_ctx(mp_pool *pool, mp_map_ctx_fn fn, const void *in,
                      size_t in_size, size_t out_size, size_t n,
                      const mp_imap_opts *opts, mp_imap **out)
 {
-    void *f;
-    memcpy(&f, &fn, sizeof f);
-    return imap_new(pool, MP__MAP_CTX, fn ? f : NULL, in, in_size, out_size, n,
-                    opts, out);
+    return imap_new(pool, MP__MAP_CTX, mp__fn_addr((void (*)(void))fn), in,
+                    in_size, out_size, n, opts, out);
 }
 
 /* Take the next result of batch bt (ready). */

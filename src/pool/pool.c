@@ -677,12 +677,11 @@ int mp_pool_new(mp_pool **out, const mp_pool_opts *opts)
         b->init_fn = f;
         b->initarg = (uint64_t)(uintptr_t)o.initarg;
         if (o.initarg_size) {
-            void *copy = mp__arena_alloc(o.initarg_size, 16);
+            void *copy = mp__arena_dup(o.initarg, o.initarg_size, 16);
             if (copy == NULL) {
                 release(pool);
                 return MP_ENOMEM;
             }
-            memcpy(copy, o.initarg, o.initarg_size);
             b->initarg = mp__arena_off(copy);
             b->initarg_size = o.initarg_size;
         }
@@ -691,12 +690,11 @@ int mp_pool_new(mp_pool **out, const mp_pool_opts *opts)
        start method (or the pointer as given). */
     b->ctx = (uint64_t)(uintptr_t)o.ctx;
     if (o.ctx != NULL && o.ctx_size > 0) {
-        void *copy = mp__arena_alloc(o.ctx_size, 64);
+        void *copy = mp__arena_dup(o.ctx, o.ctx_size, 64);
         if (copy == NULL) {
             release(pool);
             return MP_ENOMEM;
         }
-        memcpy(copy, o.ctx, o.ctx_size);
         b->ctx = (uint64_t)(uintptr_t)copy;
         b->ctx_copy = 1;
     }

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Two layers. The engine (pool.c, worker.c) runs workers and jobs: the
    board, dead workers, task timeouts, waiting. The front ends (async.c:
@@ -57,6 +58,17 @@ static inline int mp__err_code(uint64_t cls)
 /* Job kinds. */
 #define MP__JOB_MAP   1u
 #define MP__JOB_APPLY 2u
+
+/* mp__fn_addr - the address of a task function of any shape, as the
+   function table keeps it (NULL for NULL). Callers cast their typed
+   pointer to void (*)(void), the one cast C compilers accept between
+   function types. */
+static inline void *mp__fn_addr(void (*f)(void))
+{
+    void *p;
+    memcpy(&p, &f, sizeof p);
+    return p;
+}
 
 /* How a map job calls its function. */
 #define MP__MAP_PLAIN 0u /* mp_map_fn(in, out) */
