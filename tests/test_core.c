@@ -104,3 +104,31 @@ MP_TEST(deadlines)
     mp_ck_code(mp__deadline(1.5, &dl), 0);
     ck_assert(dl > 1500000000u);
 }
+
+/* A waiter whose spins go unanswered stops spinning, looks again on one
+   wait in 64, and spins again once a look is answered. */
+MP_TEST(spinner_learns_when_spinning_pays)
+{
+    struct mp__spinner s = {0};
+    int misses = 0;
+    while (mp__spin_worth(&s)) {
+        mp__spin_learn(&s, 0);
+        misses++;
+        ck_assert_int_lt(misses, 100);
+    }
+    ck_assert_int_ge(misses, 5); /* one slow answer is not a pattern */
+    int probes = 0;
+    for (int i = 0; i < 640; i++)
+        if (mp__spin_worth(&s)) {
+            probes++;
+            mp__spin_learn(&s, 0);
+        }
+    ck_assert_int_eq(probes, 10);
+    while (!mp__spin_worth(&s))
+        ;
+    mp__spin_learn(&s, 1); /* the probe was answered */
+    ck_assert_int_eq(mp__spin_worth(&s), 1);
+    for (int i = 0; i < 20; i++)
+        mp__spin_learn(&s, i % 2); /* half answered: worth spinning */
+    ck_assert_int_eq(mp__spin_worth(&s), 1);
+}

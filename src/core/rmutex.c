@@ -18,6 +18,10 @@ void mp__rmutex_init(mp__rmutex *m)
     m->next = NULL;
 }
 
+/* lock_spinner - whether spinning on a held mutex has paid lately, for
+   this thread. */
+static __thread struct mp__spinner lock_spinner;
+
 void mp__rmutex_wake(mp__rmutex *m)
 {
     mp__futex_wake(&m->word, 1);
@@ -40,6 +44,10 @@ int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
     uint32_t self = (uint32_t)mp__gettid();
     struct mp__robust_head *h = mp__robust_head();
     int slept = 0, r = 0;
+    /* Spin only for callers that may wait, and while spinning has been
+       answered lately (spin.h). */
+    int spin_limit =
+        deadline_ns != 0 && mp__spin_worth(&lock_spinner) ? MP__SPIN_LIMIT : 0;
     if (h != NULL) {
         h->list_op_pending = &m->next;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -57,6 +65,8 @@ int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
                 self | (slept ? MP__FUTEX_WAITERS : (v & MP__FUTEX_WAITERS));
             if (__atomic_compare_exchange_n(w, &v, want, 0, __ATOMIC_ACQUIRE,
                                             __ATOMIC_RELAXED)) {
+                if (spin_limit > 0 && !slept)
+                    mp__spin_learn(&lock_spinner, 1);
                 mp__rmutex_acquired(h, m);
                 return (v & MP__FUTEX_OWNER_DIED) ? MP_EOWNERDEAD : 0;
             }
@@ -66,13 +76,11 @@ int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
             mp__rmutex_acquired(h, m);
             return MP_EOWNERDEAD;
         }
-        /* Spin only for callers that may wait; never once someone
-   sleeps (the owner will wake a sleeper, not a spinner). The
-   pauses double between looks, so that a holder that re-takes
-   the lock at once keeps its cache line for a while instead of
-   trading it at every operation. */
-        if (spin < MP__SPIN_LIMIT && deadline_ns != 0 &&
-            !(v & MP__FUTEX_WAITERS)) {
+        /* Never spin once someone sleeps (the owner will wake a sleeper,
+           not a spinner). The pauses double between looks, so that a
+           holder that re-takes the lock at once keeps its cache line for
+           a while instead of trading it at every operation. */
+        if (spin < spin_limit && !(v & MP__FUTEX_WAITERS)) {
             mp__spin_pause(spin);
             continue;
         }
@@ -101,6 +109,8 @@ int mp__rmutex_lock_slow(mp__rmutex *m, uint64_t deadline_ns)
             if (slice < dl)
                 dl = slice;
         }
+        if (!slept && spin >= spin_limit && spin_limit > 0)
+            mp__spin_learn(&lock_spinner, 0);
         mp__futex_wait(w, v, dl);
         slept = 1;
     }

@@ -7,6 +7,7 @@
 
 #include "../platform/platform.h"
 #include "multiproc.h"
+#include "spin.h"
 
 #include <stdint.h>
 
@@ -15,23 +16,6 @@
 #define MP__FUTEX_WAITERS    0x80000000u
 #define MP__FUTEX_OWNER_DIED 0x40000000u
 #define MP__FUTEX_TID_MASK   0x3fffffffu
-
-/* MP__SPIN_LIMIT, MP__SPIN_SHIFT - a waiter looks at the word this many
-   times before it sleeps in the kernel, with 1, 2, 4 .. 2^SHIFT pauses
-   between looks: 191 pauses in all, about 5 us where a pause is 25 ns
-   (this VM), well under the 30-50 us of a cross-process futex wake.
-   Bounded: two cores are oversubscribed in tests. */
-#define MP__SPIN_LIMIT 8
-#define MP__SPIN_SHIFT 6
-
-/* mp__spin_pause - the pause before look number round (0-based) of a
-   spinning waiter: 2^min(round, MP__SPIN_SHIFT) pause instructions. */
-static inline void mp__spin_pause(int round)
-{
-    for (int k = 1 << (round < MP__SPIN_SHIFT ? round : MP__SPIN_SHIFT); k > 0;
-         k--)
-        mp__cpu_relax();
-}
 
 /* mp__rmutex - laid out like glibc's pthread_mutex_t where the kernel
    looks (the word at 0, the {prev, next} node at 24: futex_offset -32),

@@ -293,16 +293,25 @@ static void finish(struct mp__board *b, struct mp__wslot *s, struct mp__job *j,
         wake_parent(b);
 }
 
-/* Nothing to claim since head seen: spin a little, then sleep until work
-   is posted (or the pool closes or stops). */
+/* idle_spinner - whether spinning for work has paid lately (spin.h). */
+static __thread struct mp__spinner idle_spinner;
+
+/* Nothing to claim since head seen: spin a little while that has paid
+   lately, then sleep until work is posted (or the pool closes or
+   stops). */
 static void idle(struct mp__board *b, uint64_t seen)
 {
-    uint64_t until = mp__now_ns() + 20000;
-    for (int i = 0; mp__now_ns() < until; i++) {
-        mp__spin_pause(i < MP__SPIN_SHIFT ? i : MP__SPIN_SHIFT);
-        if (__atomic_load_n(&b->head, __ATOMIC_ACQUIRE) != seen ||
-            __atomic_load_n(&b->closing, __ATOMIC_ACQUIRE))
-            return;
+    if (mp__spin_worth(&idle_spinner)) {
+        uint64_t until = mp__now_ns() + 20000;
+        for (int i = 0; mp__now_ns() < until; i++) {
+            mp__spin_pause(i);
+            if (__atomic_load_n(&b->head, __ATOMIC_ACQUIRE) != seen ||
+                __atomic_load_n(&b->closing, __ATOMIC_ACQUIRE)) {
+                mp__spin_learn(&idle_spinner, 1);
+                return;
+            }
+        }
+        mp__spin_learn(&idle_spinner, 0);
     }
     uint32_t seq = __atomic_load_n(&b->work_seq, __ATOMIC_ACQUIRE);
     __atomic_store_n(&b->work_sleep, 1, __ATOMIC_SEQ_CST);

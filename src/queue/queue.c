@@ -238,13 +238,15 @@ static uint64_t max_msg(const mp_queue *q)
 }
 
 /* Spin until *word differs from seen (or the queue is closed) for the
-   spin budget, then sleep on the futex seq (raising *sleepers) until dl.
-   Returns 1 (look again) or 0 (timed out). */
+   spin budget, if spinning has paid lately for this kind of wait (sp),
+   then sleep on the futex seq (raising *sleepers) until dl. Returns 1
+   (look again) or 0 (timed out). */
 static int await_change(mp_queue *q, uint64_t *word, uint64_t seen,
-                        uint32_t *seq, uint32_t *sleepers, int lag, uint64_t dl)
+                        uint32_t *seq, uint32_t *sleepers, int lag,
+                        struct mp__spinner *sp, uint64_t dl)
 {
     uint64_t budget = spin_ns();
-    if (budget > 0 && dl != 0) {
+    if (budget > 0 && dl != 0 && mp__spin_worth(sp)) {
         /* Look at the other side's line with doubling pauses, starting
            after 2^lag: each look takes the line from its writer, so
            looking less often lets the writer commit a run of messages
@@ -253,12 +255,18 @@ static int await_change(mp_queue *q, uint64_t *word, uint64_t seen,
         for (int i = lag;; i++) {
             mp__spin_pause(i);
             if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seen ||
-                __atomic_load_n(&q->closed, __ATOMIC_ACQUIRE))
+                __atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
+                mp__spin_learn(sp, 1);
                 return 1;
+            }
             if (i >= MP__SPIN_SHIFT) {
                 uint64_t now = mp__now_ns();
-                if (now >= until || now >= dl)
+                if (now >= dl)
                     break;
+                if (now >= until) {
+                    mp__spin_learn(sp, 0);
+                    break;
+                }
             }
         }
     }
@@ -288,6 +296,9 @@ static int await_change(mp_queue *q, uint64_t *word, uint64_t seen,
    commits whole runs without losing its line at each message. A wait
    that ends with one means ping-pong: look early. Per thread. */
 static __thread int data_lag, space_lag;
+
+/* Whether spinning paid lately, per thread, for data and for room. */
+static __thread struct mp__spinner data_spin, space_spin;
 
 static void adapt(int *lag, int plenty)
 {
@@ -348,7 +359,7 @@ static int append(mp_queue *q, uint32_t kind, const void *data, size_t len,
             uint64_t seen = q->ptail;
             mp__rmutex_unlock(&q->plock);
             if (!await_change(q, &q->tail, seen, &q->space_seq, &q->prod_sleep,
-                              space_lag, dl))
+                              space_lag, &space_spin, dl))
                 return MP_EFULL;
             waited = 1;
             continue;
@@ -429,7 +440,7 @@ static ssize_t take(mp_queue *q, enum take_mode mode, void *buf, size_t cap,
                 continue;
             }
             if (!await_change(q, &q->head, h, &q->data_seq, &q->cons_sleep,
-                              data_lag, dl))
+                              data_lag, &data_spin, dl))
                 return MP_EEMPTY;
             waited = 1;
             continue;

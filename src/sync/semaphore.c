@@ -78,6 +78,10 @@ static int try_take(mp_semaphore *s)
     return 0;
 }
 
+/* sem_spinner - whether spinning on an empty semaphore has paid lately,
+   for this thread (spin.h). */
+static __thread struct mp__spinner sem_spinner;
+
 int mp_semaphore_acquire(mp_semaphore *s, double timeout)
 {
     if (!ok(s) || isnan(timeout))
@@ -88,10 +92,15 @@ int mp_semaphore_acquire(mp_semaphore *s, double timeout)
         return MP_ETIMEDOUT;
     uint64_t dl;
     mp__deadline(timeout, &dl);
-    for (int i = 0; i < MP__SPIN_LIMIT; i++) {
-        mp__spin_pause(i);
-        if (__atomic_load_n(&s->value, __ATOMIC_RELAXED) && try_take(s))
-            return 0;
+    if (mp__spin_worth(&sem_spinner)) {
+        for (int i = 0; i < MP__SPIN_LIMIT; i++) {
+            mp__spin_pause(i);
+            if (__atomic_load_n(&s->value, __ATOMIC_RELAXED) && try_take(s)) {
+                mp__spin_learn(&sem_spinner, 1);
+                return 0;
+            }
+        }
+        mp__spin_learn(&sem_spinner, 0);
     }
     /* Announce the sleep before looking again: a release that comes after
        the look sees the announcement and wakes us (both sides use
