@@ -123,6 +123,53 @@ MP_TEST(children_die_with_killed_parent)
     }
 }
 
+/* brood - grandchildren started back to back by one middle, each by
+   its own method: each must get its own lifeline (a description shared
+   by two would signal only the one that armed it last). */
+struct brood {
+    struct family f[6];
+    volatile int started;
+};
+
+static int t_middle_of_six(void *arg)
+{
+    struct brood *b = arg;
+    for (int i = 0; i < 6; i++) {
+        mp_process *p;
+        mp_process_opts o = {.start = mp_test_methods[i % 3]};
+        if (mp_process_new(&p, t_grandchild, &b->f[i], &o) != 0 ||
+            mp_process_start(p) != 0)
+            return 1;
+        b->f[i].grandchild = mp_process_pid(p);
+    }
+    b->started = 1;
+    sleep_s(60);
+    return 0;
+}
+
+MP_TEST(every_child_of_a_killed_parent_dies)
+{
+    struct brood *b = mp_shared_alloc(sizeof *b);
+    ck_assert_ptr_nonnull(b);
+    memset(b, 0, sizeof *b);
+    for (int i = 0; i < 6; i++)
+        b->f[i].sleep = 60;
+    mp_process *p;
+    mp_process_opts o = {.start = MP_START_FORK};
+    mp_ck_code(mp_process_new(&p, t_middle_of_six, b, &o), 0);
+    mp_ck_code(mp_process_start(p), 0);
+    for (int i = 0; i < 3000 && !b->started; i++)
+        sleep_s(MP_T(0.001));
+    ck_assert_int_eq(b->started, 1);
+    mp_ck_code(mp_process_kill(p), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(reap_orphan(b->f[i].grandchild, MP_T(5)),
+                      "grandchild %d (%d) survived", i, b->f[i].grandchild);
+    mp_process_free(p);
+    mp_shared_free(b);
+}
+
 /* Run t_middle as a fork child for f; the seconds until it was joined. */
 static double run_middle(struct family *f)
 {

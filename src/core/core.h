@@ -23,8 +23,10 @@ struct mp__state {
     int argc;              /* the command line for spawn (argv may be NULL:
                               then read from /proc/self/cmdline) */
     char **argv;
-    int lifeline_r; /* read end handed to our children */
-    int lifeline_w; /* write end: only this process holds it */
+    int lifeline_r;     /* read end, never armed: the spares' source */
+    int lifeline_w;     /* write end: only this process holds it */
+    int lifeline_spare; /* a private description of the read end for the
+                           next child, made ahead of time, or -1 */
 };
 
 /* mp__g - the one instance of the library state. */
@@ -36,6 +38,32 @@ int mp__require_init(void);
 /* mp__new_lifeline - replace this process's lifeline pipe with a new one
    (a child's own, for its own children). Returns 0 or a negative errno. */
 int mp__new_lifeline(void);
+
+/* mp__forking_child - set by the thread that forks a multiproc child
+   around the fork, so that the fork handler tells our children (which arm
+   the lifeline) from other fork children (which drop it). */
+extern __thread int mp__forking_child;
+
+/* mp__lifeline_ready - before a start: make the lifeline if this process
+   has none, and the spare, a private open file description of its read
+   end, for the child about to start (each child needs its own: the
+   owner that the pipe's hang-up signals is kept per description). Making
+   the spare here, ahead of the fork, spares the child the /proc look-up
+   and its page faults (most of what a fork start cost beyond a raw
+   fork). Returns 0 (mp__g.lifeline_spare may still be -1 where /proc is
+   missing: the child falls back to reopening, then to the parent-death
+   signal) or a negative errno (the pipe could not be made). */
+int mp__lifeline_ready(void);
+
+/* mp__lifeline_handed - after a start that handed the spare to a child:
+   drop this process's copy and make the next one (while the child runs;
+   a failure is retried by the next mp__lifeline_ready). */
+void mp__lifeline_handed(void);
+
+/* mp__lifeline_spare_fd - the spare for a child started by exec, which
+   must receive its own description. Returns it or a negative errno (it
+   could not be made: no /proc, no descriptor left). */
+int mp__lifeline_spare_fd(void);
 
 /* MP__FAULT_HOOK - call the test hook function pointer hook, if a test
    set one, at step: the named points where tests kill or stop a process

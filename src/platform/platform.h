@@ -275,12 +275,26 @@ pid_t mp__getppid(void);
    thread that created it exits. */
 int mp__set_pdeathsig(int sig);
 
+/* mp__lifeline_private - a new open file description (close-on-exec,
+   non-blocking) of the pipe whose read end is rfd, through /proc: what a
+   child arms. Returns the descriptor or a negative errno. */
+int mp__lifeline_private(int rfd);
+
 /* mp__arm_lifeline - make this process receive SIGKILL when every write
-   end of the pipe whose read end is rfd is closed, i.e. when the parent
+   end of the pipe whose read end is fd is closed, i.e. when the parent
    process (the only holder of the write end) is gone, whichever thread
-   started us. rfd is replaced by a private descriptor; returns the new
-   descriptor or a negative errno. */
-int mp__arm_lifeline(int rfd);
+   started us. fd must be this process's private open file description
+   (mp__lifeline_private): the signal's target is kept per description.
+   Returns 0, MP_EPIPE (the writer is already gone) or a negative errno;
+   fd stays open either way (closing it disarms). */
+int mp__arm_lifeline(int fd);
+
+/* mp__prebind_child_calls - call, harmlessly, the C library functions a
+   fork child calls first (arming its lifeline, naming itself) on the
+   lifeline descriptor fd, so that their lazy binding happens once in the
+   parent: bound in a child, each costs symbol look-ups and copy-on-write
+   faults in every child. */
+void mp__prebind_child_calls(int fd);
 
 /* mp__set_comm - set the kernel's short name of the calling thread (the
    first 15 bytes of name). Best effort. */

@@ -154,29 +154,35 @@ int mp__set_pdeathsig(int sig)
     return prctl(PR_SET_PDEATHSIG, sig) == 0 ? 0 : -errno;
 }
 
-int mp__arm_lifeline(int rfd)
+int mp__lifeline_private(int rfd)
 {
-    /* A private open file description: the owner for signal-driven I/O
-       is kept per description, and siblings share the inherited one. */
-    int fd = mp__reopen_fd(rfd, O_RDONLY | O_NONBLOCK);
-    if (fd < 0)
-        return fd;
+    return mp__reopen_fd(rfd, O_RDONLY | O_NONBLOCK);
+}
+
+int mp__arm_lifeline(int fd)
+{
     /* The last writer's close makes the pipe raise "SIGIO" for its
        asynchronous readers; F_SETSIG turns that signal into SIGKILL. */
     if (fcntl(fd, F_SETOWN, mp__getpid()) < 0 ||
         fcntl(fd, F_SETSIG, SIGKILL) < 0 ||
-        fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
+        fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0)
+        return -errno;
     /* The writer may have gone before the arming: then no signal comes. */
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) {
-        close(fd);
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
         return -EPIPE;
-    }
-    return fd;
+    return 0;
+}
+
+void mp__prebind_child_calls(int fd)
+{
+    char name[16];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    (void)fcntl(fd, F_GETOWN);
+    (void)poll(&p, 1, 0);
+    (void)prctl(PR_GET_NAME, name, 0, 0, 0);
+    (void)getppid();
+    (void)getpid();
 }
 
 void mp__set_comm(const char *name)

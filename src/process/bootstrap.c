@@ -29,20 +29,30 @@ _Noreturn static void die(const char *fmt, ...)
     mp__exit_now(MP__EXIT_BOOT);
 }
 
-/* Tie this process to the parent holding the write end of lifeline rfd.
-   When the parent is already gone, die as the lifeline would have. */
-static void arm(int rfd, pid_t parent)
+/* Tie this process to the parent holding the write end of the lifeline
+   whose read end is fd: a private description made for us (the parent's
+   spare), or, when private is 0, one shared with siblings, to reopen.
+   fd is ours from here on (kept armed, or closed). When the parent is
+   already gone, die as the lifeline would have. */
+static void arm(int fd, int private, pid_t parent)
 {
     if (armed_fd >= 0) {
         mp__close(armed_fd); /* a fork child's copy of its parent's */
         armed_fd = -1;
     }
-    int fd = mp__arm_lifeline(rfd);
-    if (fd == MP_EPIPE)
+    if (!private) {
+        int own = mp__lifeline_private(fd);
+        mp__close(fd);
+        fd = own;
+    }
+    int r = fd < 0 ? fd : mp__arm_lifeline(fd);
+    if (r == MP_EPIPE)
         mp__kill_pid(mp__getpid(), SIGKILL);
-    if (fd < 0) {
+    if (r < 0) {
         /* No /proc: the parent-death signal, tied to the starting
            thread, is the best the kernel offers. */
+        mp__close(fd);
+        fd = -1;
         mp__set_pdeathsig(SIGKILL);
     }
     armed_fd = fd;
@@ -59,11 +69,16 @@ void mp__child_after_fork(void)
     /* A fork child of a forkserver child is not the one its starter
        waits for: its status must not land in that block. */
     self_launch = NULL;
-    arm(mp__g.lifeline_r, 0);
-    /* The parent's read end goes; our own lifeline is made by our first
-       mp_process_start, if any. */
-    mp__close(mp__g.lifeline_r);
-    mp__g.lifeline_r = -1;
+    /* The parent's spare was made for us; without one (no /proc there),
+       the shared read end is reopened. Our own lifeline is made by our
+       first mp_process_start, if any. */
+    if (mp__g.lifeline_spare >= 0) {
+        arm(mp__g.lifeline_spare, 1, 0);
+        mp__close(mp__g.lifeline_r);
+    } else {
+        arm(mp__g.lifeline_r, 0, 0);
+    }
+    mp__g.lifeline_r = mp__g.lifeline_spare = -1;
 }
 
 _Noreturn void mp__child_run(mp_target_fn fn, void *arg)
@@ -159,9 +174,10 @@ int mp__boot(const char *env)
     mp__set_cloexec(lifeline, 1);
     if (sock >= 0)
         mp__set_cloexec(sock, 1);
-    arm(lifeline, ppid);
-    mp__close(lifeline);
+    /* Starters hand a spawned child its own description (the spare). */
+    arm(lifeline, 1, ppid);
     mp__g.lifeline_r = mp__g.lifeline_w = -1; /* made when first needed */
+    mp__g.lifeline_spare = -1;
     mp__g.start = MP_START_FORK;
     mp__g.initialized = 1;
     mp__register_handlers();

@@ -6,9 +6,13 @@
 int mp__start_fork(mp_process *p)
 {
     pid_t parent = mp__getpid();
+    mp__forking_child = 1;
     pid_t pid = mp__fork();
+    mp__forking_child = 0;
     if (pid < 0)
         return pid;
+    if (pid > 0)
+        mp__lifeline_handed();
     if (pid == 0) {
         mp__child_after_fork();
         mp__become(p->name, p->identity, parent, p->daemon);

@@ -59,6 +59,11 @@ void mp__forkserver_stop(void)
     pthread_mutex_unlock(&fs_mu);
 }
 
+int mp__forkserver_running(void)
+{
+    return __atomic_load_n(&fs.owner, __ATOMIC_RELAXED) != 0;
+}
+
 void mp__forkserver_before_fork(void)
 {
     pthread_mutex_lock(&fs_mu);
@@ -91,8 +96,16 @@ static int launch_server(void)
              "MP__BOOT=s,%d,%" PRIxPTR ",%zx,0,%d,%d,%d", MP__SPAWN_FD0,
              (uintptr_t)mp__g.arena, mp__g.arena_size, MP__SPAWN_FD0 + 1,
              (int)mp__getpid(), MP__SPAWN_FD0 + 2);
-    int keep[3] = {mp__g.arena_fd, mp__g.lifeline_r, sv[1]};
+    int lf = mp__lifeline_spare_fd();
+    if (lf < 0) {
+        mp__close(sv[0]);
+        mp__close(sv[1]);
+        return lf;
+    }
+    int keep[3] = {mp__g.arena_fd, lf, sv[1]};
     pid_t pid = mp__spawn_boot(bootvar, keep, 3);
+    if (pid >= 0)
+        mp__lifeline_handed();
     mp__close(sv[1]);
     if (pid < 0 || (r = mp__adopt_child(pid, &fs.pidfd)) != 0) {
         mp__close(sv[0]);
@@ -367,7 +380,10 @@ _Noreturn void mp__forkserver_serve(int sock)
             cap = nc;
         }
         struct mp__launch *L = mp__arena_ptr(q.launch_off);
+        mp__lifeline_ready();
+        mp__forking_child = 1;
         pid_t pid = mp__fork();
+        mp__forking_child = 0;
         if (pid == 0) {
             mp__close(sock);
             mp__close(sfd);
@@ -378,6 +394,8 @@ _Noreturn void mp__forkserver_serve(int sock)
             mp__child_from_launch(L);
         }
         int pidfd = -1;
+        if (pid > 0)
+            mp__lifeline_handed();
         if (pid < 0) {
             a.err = pid;
         } else if ((a.err = mp__adopt_child(pid, &pidfd)) == 0) {

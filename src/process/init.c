@@ -27,10 +27,16 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     /* Whoever forked, this child must not hold the write end: our
-       children die when the last write end closes. The read end stays:
-       a multiproc child arms its lifeline with it. */
+       children die when the last write end closes. A multiproc child
+       arms its lifeline with the spare (mp__child_after_fork); any other
+       fork child has no use for the read ends. */
     mp__close(mp__g.lifeline_w);
     mp__g.lifeline_w = -1;
+    if (!mp__forking_child) {
+        mp__close(mp__g.lifeline_r);
+        mp__close(mp__g.lifeline_spare);
+        mp__g.lifeline_r = mp__g.lifeline_spare = -1;
+    }
     mp__process_after_fork();
 }
 

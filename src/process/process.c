@@ -47,11 +47,22 @@ void mp__process_init_main(void)
     self_parent = 0;
 }
 
+/* Copy the string src into dst of cap bytes, cut to fit. Not snprintf:
+   in a fresh fork child, every page it first writes costs a copy-on-write
+   fault, and printf's machinery writes several. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    for (; n + 1 < cap && src[n] != '\0'; n++)
+        dst[n] = src[n];
+    dst[n] = '\0';
+}
+
 void mp__become(const char *name, const char *identity, pid_t parent,
                 int daemon)
 {
-    snprintf(self.name, sizeof self.name, "%s", name);
-    snprintf(self.identity, sizeof self.identity, "%s", identity);
+    copy_str(self.name, sizeof self.name, name);
+    copy_str(self.identity, sizeof self.identity, identity);
     self.pid = mp__getpid();
     self.daemon = daemon;
     self_parent = parent;
@@ -225,18 +236,6 @@ static int children_autoreaped(void)
     return sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT);
 }
 
-/* The lifeline our children arm: made by the first start after a fork
-   or a boot (the parent's write end is not ours to hold). Returns 0 or
-   the pipe's error. */
-static int ensure_lifeline(void)
-{
-    int r = 0;
-    pthread_mutex_lock(&lifeline_mu);
-    if (mp__g.lifeline_w < 0)
-        r = mp__new_lifeline();
-    pthread_mutex_unlock(&lifeline_mu);
-    return r;
-}
 
 int mp_process_start(mp_process *p)
 {
@@ -251,8 +250,6 @@ int mp_process_start(mp_process *p)
        exit code could ever be learned. */
     if (children_autoreaped())
         return MP_ECHILD;
-    if ((r = ensure_lifeline()) != 0)
-        return r;
     mp_start_method asked = p->method;
     p->method = asked == MP_START_DEFAULT ? mp__g.start : asked;
     /* A privileged program's fresh children would have to trust their
@@ -261,17 +258,26 @@ int mp_process_start(mp_process *p)
         p->method = asked;
         return MP_EPERM;
     }
-    switch (p->method) {
-    case MP_START_FORK:
-        r = mp__start_fork(p);
-        break;
-    case MP_START_SPAWN:
-        r = mp__start_spawn(p);
-        break;
-    default:
-        r = mp__start_forkserver(p);
-        break;
+    /* The lifeline our children arm is made by the first start after a
+       fork or a boot (the parent's write end is not ours to hold); its
+       spare goes to one child only, so starts that hand it out are
+       serialised. */
+    pthread_mutex_lock(&lifeline_mu);
+    r = mp__lifeline_ready();
+    if (r == 0) {
+        switch (p->method) {
+        case MP_START_FORK:
+            r = mp__start_fork(p);
+            break;
+        case MP_START_SPAWN:
+            r = mp__start_spawn(p);
+            break;
+        default:
+            r = mp__start_forkserver(p);
+            break;
+        }
     }
+    pthread_mutex_unlock(&lifeline_mu);
     if (r != 0) {
         p->method = asked;
         return r;
@@ -494,6 +500,13 @@ static mp_process *next_to_reap(pid_t me)
 
 void mp__process_at_exit(void)
 {
+    /* A child that started nothing (the common short child) leaves at
+       once: locking and looking would cost it page faults. The racy look
+       is enough: a thread still starting children while the process
+       exits is not waited for either way. */
+    if (__atomic_load_n(&children.first, __ATOMIC_RELAXED) == NULL &&
+        !mp__forkserver_running())
+        return;
     pid_t me = mp__getpid();
     pthread_mutex_lock(&children_mu);
     for (mp__link *l = children.first; l != NULL; l = l->next) {

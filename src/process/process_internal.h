@@ -124,6 +124,10 @@ void mp__forkserver_after_fork(void);
 void mp__forkserver_before_fork(void);
 void mp__forkserver_parent_fork(void);
 
+/* mp__forkserver_running - 1 if this process may have a server to stop
+   (a look without the lock), else 0. */
+int mp__forkserver_running(void);
+
 /* mp__forkserver_serve - the server's loop, in a process booted with role
    's'; exits when the socket closes or the parent dies. */
 _Noreturn void mp__forkserver_serve(int sock);

@@ -116,8 +116,15 @@ int mp__start_spawn(mp_process *p)
              "MP__BOOT=c,%d,%" PRIxPTR ",%zx,%" PRIx64 ",%d,%d,-1",
              MP__SPAWN_FD0, (uintptr_t)mp__g.arena, mp__g.arena_size,
              mp__arena_off(L), MP__SPAWN_FD0 + 1, (int)mp__getpid());
-    int keep[2] = {mp__g.arena_fd, mp__g.lifeline_r};
+    int lf = mp__lifeline_spare_fd();
+    if (lf < 0) {
+        mp_shared_free(L);
+        return lf;
+    }
+    int keep[2] = {mp__g.arena_fd, lf};
     pid_t pid = mp__spawn_boot(bootvar, keep, 2);
+    if (pid >= 0)
+        mp__lifeline_handed();
     int r = pid < 0 ? pid : mp__adopt_child(pid, &p->pidfd);
     if (r != 0) {
         mp_shared_free(L);
