@@ -236,7 +236,6 @@ static int children_autoreaped(void)
     return sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT);
 }
 
-
 int mp_process_start(mp_process *p)
 {
     if (p == NULL || p->is_self)
