@@ -161,6 +161,10 @@ typedef struct mp_config {
     mp_start_method start; /* default start method */
     size_t arena_size;     /* bytes of family shared memory; 0: 4 GiB
                               (virtual: pages cost memory only when used) */
+    int forkserver_spares; /* children the forkserver keeps forked ahead of
+                              requests, so that a start costs a wake-up,
+                              not a fork: 0: 1; negative: none; at most
+                              64 (more: MP_EINVAL) */
 } mp_config;
 
 /* mp_init - first call in main(). In the parent it creates the family
@@ -171,7 +175,8 @@ typedef struct mp_config {
    thread exists: it takes no lock.
    Returns 0, MP_EALREADY (called before, also in a fork child of a
    process that called it), MP_EINVAL (a bad start method in cfg or in
-   MP_START_METHOD, an arena_size under 16 pages), MP_EFBIG (arena_size
+   MP_START_METHOD, an arena_size under 16 pages, forkserver_spares over
+   64), MP_EFBIG (arena_size
    over the file-size limit, ulimit -f), MP_EEXIST (no free address range
    for the arena), MP_ENOMEM or MP_EAGAIN (the arena cannot be mapped:
    RLIMIT_AS, overcommit, mlockall), MP_EMFILE, MP_ENFILE. */

@@ -762,3 +762,42 @@ MP_TEST(forkserver_from_big_parent)
                      9);
     free(big);
 }
+
+MP_TEST(forkserver_spare_killed_while_waiting)
+{
+    double s = 30;
+    mp_process *p;
+    mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER), 0);
+    pid_t server = server_of(p);
+    ck_assert_int_gt(server, 0);
+    /* The server's children: p, and the spare it forked after answering
+       (the default keeps one). Kill every one that is not p. */
+    pid_t spare = 0;
+    for (int i = 0; i < 3000 && spare == 0; i++) {
+        char path[64], buf[256] = {0};
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", server,
+                 server);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        if (fgets(buf, sizeof buf, f) == NULL)
+            buf[0] = '\0';
+        fclose(f);
+        char *c = buf, *end;
+        for (long v; (v = strtol(c, &end, 10)) > 0; c = end)
+            if (v != mp_process_pid(p))
+                spare = (pid_t)v;
+        if (spare == 0)
+            usleep(1000);
+    }
+    ck_assert_int_gt(spare, 0);
+    kill(spare, SIGKILL);
+    /* The next starts are served all the same, with their own codes. */
+    for (int i = 0; i < 3; i++) {
+        int c = 40 + i;
+        ck_assert_int_eq(
+            run_for_code(t_exit, &c, sizeof c, MP_START_FORKSERVER), 40 + i);
+    }
+    mp_ck_code(mp_process_terminate(p), 0);
+    mp_ck_code(mp_process_join(p, MP_T(10)), 0);
+    mp_process_free(p);
+}

@@ -1,5 +1,6 @@
 /* test_process_noinit.c - a program that forgot mp_init gets MP_ENOINIT, never
-   a hang or a crash. Plain main (no harness: the harness calls mp_init). */
+   a hang or a crash; then the options of mp_init the harness cannot take
+   (it calls mp_init itself). Plain main. */
 #include "multiproc.h"
 
 #include <stdio.h>
@@ -30,6 +31,19 @@ int main(void)
     EXPECT(mp_shared_contains(&p) == 0);
     EXPECT(mp_active_children(NULL, 0) == 0);
     EXPECT(mp_cpu_count() >= 1);
-    puts("ok: MP_ENOINIT without mp_init");
+    /* A forkserver that keeps four children ready: more is refused. */
+    mp_config bad = {.forkserver_spares = 65};
+    EXPECT(mp_init(NULL, NULL, &bad) == MP_EINVAL);
+    mp_config four = {.start = MP_START_FORKSERVER, .forkserver_spares = 4};
+    EXPECT(mp_init(NULL, NULL, &four) == 0);
+    for (int i = 0; i < 10; i++) {
+        int code = -1;
+        EXPECT(mp_process_new(&p, target, NULL, NULL) == 0);
+        EXPECT(mp_process_start(p) == 0);
+        EXPECT(mp_process_join(p, 10) == 0);
+        EXPECT(mp_process_exitcode(p, &code) == 0 && code == 0);
+        mp_process_free(p);
+    }
+    puts("ok: MP_ENOINIT without mp_init; four spares");
     return 0;
 }

@@ -27,6 +27,7 @@ struct mp__state {
     int lifeline_w;     /* write end: only this process holds it */
     int lifeline_spare; /* a private description of the read end for the
                            next child, made ahead of time, or -1 */
+    int fs_spares;      /* children a forkserver keeps forked ahead */
 };
 
 /* mp__g - the one instance of the library state. */

@@ -231,5 +231,10 @@ void mp__unblock_all_signals(void)
 
 _Noreturn void mp__exit_now(int status)
 {
-    _exit(status);
+    /* Called through a pointer, bound when the program was loaded: a
+       lazily bound first call would cost every short child a symbol
+       look-up and its page faults. */
+    static void (*const volatile leave)(int) = _exit;
+    leave(status);
+    __builtin_unreachable();
 }

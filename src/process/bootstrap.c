@@ -147,7 +147,8 @@ int mp__boot(const char *env)
         buf[end] != '\0' || (role != 'c' && role != 's') ||
         memfd != MP__SPAWN_FD0 || lifeline != MP__SPAWN_FD0 + 1 ||
         sock != (role == 's' ? MP__SPAWN_FD0 + 2 : -1) || ppid <= 1 ||
-        base == 0 || size == 0 || base % mp__page_size() != 0)
+        (role == 's' && off > MP__FS_SPARES_MAX) || base == 0 || size == 0 ||
+        base % mp__page_size() != 0)
         return MP_EINVAL;
     /* The descriptors must be what a starter hands over: the family's
        arena memfd of that size, a pipe, a socket. */
@@ -179,11 +180,13 @@ int mp__boot(const char *env)
     mp__g.lifeline_r = mp__g.lifeline_w = -1; /* made when first needed */
     mp__g.lifeline_spare = -1;
     mp__g.start = MP_START_FORK;
+    /* A server's children (forked from it) keep the family's setting. */
+    mp__g.fs_spares = role == 's' ? (int)off : 1;
     mp__g.initialized = 1;
     mp__register_handlers();
     if (role == 's') {
         mp__become("ForkServer", "", ppid, 0);
-        mp__forkserver_serve(sock);
+        mp__forkserver_serve(sock, (int)off);
     }
     if (off >= size || off + sizeof(struct mp__launch) > size || off % 64)
         die("launch block out of the arena");

@@ -3,6 +3,7 @@
    same whatever the size or the threads of the requesting process. */
 #include "process_internal.h"
 
+#include "../core/wake.h"
 #include "../platform/platform.h"
 
 #include <inttypes.h>
@@ -92,10 +93,13 @@ static int launch_server(void)
     if (r != 0)
         return r;
     char bootvar[192];
+    /* A server's boot string carries, where a child's carries its launch
+       block, how many spares the server keeps. */
     snprintf(bootvar, sizeof bootvar,
-             "MP__BOOT=s,%d,%" PRIxPTR ",%zx,0,%d,%d,%d", MP__SPAWN_FD0,
-             (uintptr_t)mp__g.arena, mp__g.arena_size, MP__SPAWN_FD0 + 1,
-             (int)mp__getpid(), MP__SPAWN_FD0 + 2);
+             "MP__BOOT=s,%d,%" PRIxPTR ",%zx,%x,%d,%d,%d", MP__SPAWN_FD0,
+             (uintptr_t)mp__g.arena, mp__g.arena_size,
+             (unsigned)mp__g.fs_spares, MP__SPAWN_FD0 + 1, (int)mp__getpid(),
+             MP__SPAWN_FD0 + 2);
     int lf = mp__lifeline_spare_fd();
     if (lf < 0) {
         mp__close(sv[0]);
@@ -290,10 +294,38 @@ int mp__fs_wait(mp_process *p, uint64_t dl, int grace, int *code)
 /* ---- the server --------------------------------------------------------
  */
 
-/* kid - a child of the server and where its end is recorded. */
+/* kid - a child of the server, where its end is recorded, and the slot
+   it waited in if it was a spare (freed when it is reaped). */
 struct kid {
     pid_t pid;
     struct mp__launch *L;
+    struct spare_slot *slot;
+};
+
+/* spare_slot - where a spare child waits, in the arena: go turns 1 once
+   launch_off names its launch block. */
+struct spare_slot {
+    uint32_t go;
+    uint32_t pad;
+    uint64_t launch_off;
+};
+
+/* spare - a child forked ahead of its request: a request that finds one
+   costs a wake-up, not a fork (docs/process.md, "Starts"). */
+struct spare {
+    pid_t pid;
+    int pidfd;
+    struct spare_slot *slot;
+};
+
+/* The server's state: children, spares, and the descriptors a new child
+   must not keep. */
+struct server {
+    int sock, sfd;
+    struct kid *kids;
+    size_t n, cap;
+    struct spare spares[MP__FS_SPARES_MAX];
+    int nspares, want;
 };
 
 static void record(struct kid *kids, size_t *n, pid_t pid, int code)
@@ -302,6 +334,8 @@ static void record(struct kid *kids, size_t *n, pid_t pid, int code)
         if (kids[i].pid != pid)
             continue;
         struct mp__launch *L = kids[i].L;
+        if (kids[i].slot != NULL)
+            mp_shared_free(kids[i].slot);
         L->code = code;
         uint32_t old =
             __atomic_fetch_or(&L->state, MP__L_RECORDED, __ATOMIC_ACQ_REL);
@@ -314,13 +348,104 @@ static void record(struct kid *kids, size_t *n, pid_t pid, int code)
     }
 }
 
-/* Reap every child of ours that ended and record it. */
-static void reap_all(struct kid *kids, size_t *n)
+/* Forget spare i (it died unused, or the server leaves). */
+static void drop_spare(struct server *S, int i)
+{
+    mp__close(S->spares[i].pidfd);
+    mp_shared_free(S->spares[i].slot);
+    S->spares[i] = S->spares[--S->nspares];
+}
+
+/* Reap every child of ours that ended and record it (a spare that died
+   unused is only forgotten). */
+static void reap_all(struct server *S)
 {
     int code;
     pid_t pid;
-    while ((pid = mp__reap_any(&code)) > 0)
-        record(kids, n, pid, code);
+    while ((pid = mp__reap_any(&code)) > 0) {
+        int spare = 0;
+        for (int i = 0; i < S->nspares && !spare; i++)
+            if (S->spares[i].pid == pid) {
+                drop_spare(S, i);
+                spare = 1;
+            }
+        if (!spare)
+            record(S->kids, &S->n, pid, code);
+    }
+}
+
+/* In a child just forked by the server: drop what is the server's, take
+   SIGINT's default back, arm the lifeline. */
+static void server_child(struct server *S)
+{
+    mp__close(S->sock);
+    mp__close(S->sfd);
+    for (int i = 0; i < S->nspares; i++)
+        mp__close(S->spares[i].pidfd);
+    free(S->kids);
+    mp__sigint_ignored(0);
+    mp__unblock_all_signals();
+    mp__child_after_fork();
+}
+
+/* Do, before waiting, what a spare's launch will do first, so that its
+   lazy symbol bindings and first page faults are paid while nobody waits:
+   find the main program (how a target is resolved), flush (how a child
+   ends), use a stack as deep as a target's start. */
+static void spare_warm(void)
+{
+    mp__fnref main_prog = {.object = "", .offset = 0};
+    void *addr;
+    (void)mp__fnref_resolve(&main_prog, &addr);
+    fflush(NULL);
+    volatile char stack[16384];
+    for (size_t i = 0; i < sizeof stack; i += 512)
+        stack[i] = 0;
+}
+
+/* A spare's life: wait for its launch block, then run it. The server's
+   death kills it through its lifeline; the naps look at the parent too,
+   for a kernel without /proc (the parent-death signal is tied to the
+   server's one thread, which is the server). */
+_Noreturn static void spare_wait(struct spare_slot *s, pid_t server)
+{
+    spare_warm();
+    while (__atomic_load_n(&s->go, __ATOMIC_ACQUIRE) == 0) {
+        mp__futex_wait(&s->go, 0, mp__nap_until(MP__NO_DEADLINE));
+        if (mp__getppid() != server)
+            mp__exit_now(MP__EXIT_BOOT);
+    }
+    mp__child_from_launch(mp__arena_ptr(s->launch_off));
+}
+
+/* Fork spares until S->want wait (best effort: a failure leaves the
+   requests to fork as they come). */
+static void make_spares(struct server *S)
+{
+    pid_t me = mp__getpid();
+    while (S->nspares < S->want) {
+        struct spare_slot *slot = mp__arena_alloc(sizeof *slot, 64);
+        if (slot == NULL)
+            return;
+        slot->go = 0;
+        slot->launch_off = 0;
+        mp__lifeline_ready();
+        mp__forking_child = 1;
+        pid_t pid = mp__fork();
+        mp__forking_child = 0;
+        if (pid == 0) {
+            server_child(S);
+            spare_wait(slot, me);
+        }
+        int pidfd = -1;
+        if (pid > 0)
+            mp__lifeline_handed();
+        if (pid < 0 || mp__adopt_child(pid, &pidfd) != 0) {
+            mp_shared_free(slot);
+            return;
+        }
+        S->spares[S->nspares++] = (struct spare){pid, pidfd, slot};
+    }
 }
 
 static int valid_launch(uint64_t off)
@@ -332,7 +457,7 @@ static int valid_launch(uint64_t off)
     return L->magic == MP__LAUNCH_MAGIC;
 }
 
-_Noreturn void mp__forkserver_serve(int sock)
+_Noreturn void mp__forkserver_serve(int sock, int spares)
 {
     mp__set_comm("mp-forkserver");
     /* Ctrl-C reaches the whole foreground group: the server must not die
@@ -346,15 +471,20 @@ _Noreturn void mp__forkserver_serve(int sock)
                 mp_strerror(sfd));
         mp__exit_now(MP__EXIT_BOOT);
     }
-    struct kid *kids = NULL;
-    size_t n = 0, cap = 0;
+    static struct server S;
+    S.sock = sock;
+    S.sfd = sfd;
+    S.want = spares < 0 ? 0
+             : spares > MP__FS_SPARES_MAX ? MP__FS_SPARES_MAX
+                                          : spares;
+    make_spares(&S);
     for (;;) {
         int ready = mp__poll_in2(sock, sfd);
         if (ready < 0)
             break;
         if (ready & 2) {
             mp__signalfd_drain(sfd);
-            reap_all(kids, &n);
+            reap_all(&S);
         }
         if (!(ready & 1))
             continue;
@@ -368,58 +498,80 @@ _Noreturn void mp__forkserver_serve(int sock)
             mp__send_msg(sock, &a, sizeof a, -1);
             continue;
         }
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            struct kid *nk = realloc(kids, nc * sizeof *nk);
+        if (S.n == S.cap) {
+            size_t nc = S.cap ? S.cap * 2 : 16;
+            struct kid *nk = realloc(S.kids, nc * sizeof *nk);
             if (nk == NULL) {
                 a.err = MP_ENOMEM;
                 mp__send_msg(sock, &a, sizeof a, -1);
                 continue;
             }
-            kids = nk;
-            cap = nc;
+            S.kids = nk;
+            S.cap = nc;
         }
         struct mp__launch *L = mp__arena_ptr(q.launch_off);
-        mp__lifeline_ready();
-        mp__forking_child = 1;
-        pid_t pid = mp__fork();
-        mp__forking_child = 0;
-        if (pid == 0) {
-            mp__close(sock);
-            mp__close(sfd);
-            free(kids);
-            mp__sigint_ignored(0);
-            mp__unblock_all_signals();
-            mp__child_after_fork();
-            mp__child_from_launch(L);
-        }
         int pidfd = -1;
-        if (pid > 0)
-            mp__lifeline_handed();
-        if (pid < 0) {
-            a.err = pid;
-        } else if ((a.err = mp__adopt_child(pid, &pidfd)) == 0) {
-            a.pid = pid;
-            kids[n].pid = pid;
-            kids[n].L = L;
-            n++;
+        /* A spare that died waiting (killed from outside) is dropped
+           here rather than handed a launch it would never run. */
+        while (S.nspares > 0 &&
+               mp__poll_in(S.spares[S.nspares - 1].pidfd, 0) != 0) {
+            int code;
+            mp__reap_pid(S.spares[S.nspares - 1].pid, &code);
+            drop_spare(&S, S.nspares - 1);
+        }
+        if (S.nspares > 0) {
+            /* A spare takes it: a wake-up instead of a fork. One that
+               died unseen runs nothing; its end is recorded as any
+               child's. */
+            struct spare sp = S.spares[--S.nspares];
+            sp.slot->launch_off = q.launch_off;
+            __atomic_store_n(&sp.slot->go, 1, __ATOMIC_SEQ_CST);
+            mp__futex_wake(&sp.slot->go, 1);
+            S.kids[S.n++] = (struct kid){sp.pid, L, sp.slot};
+            a.pid = sp.pid;
+            pidfd = sp.pidfd;
+        } else {
+            mp__lifeline_ready();
+            mp__forking_child = 1;
+            pid_t pid = mp__fork();
+            mp__forking_child = 0;
+            if (pid == 0) {
+                server_child(&S);
+                mp__child_from_launch(L);
+            }
+            if (pid > 0)
+                mp__lifeline_handed();
+            if (pid < 0) {
+                a.err = pid;
+            } else if ((a.err = mp__adopt_child(pid, &pidfd)) == 0) {
+                a.pid = pid;
+                S.kids[S.n++] = (struct kid){pid, L, NULL};
+            }
         }
         mp__send_msg(sock, &a, sizeof a, pidfd);
         mp__close(pidfd);
+        make_spares(&S); /* after the answer: the starter waits no more */
     }
     /* Leaving (the starter closed the socket or died): record what
-   ended, so that every launch block is freed; the children still
-   running would die with us anyway (lifeline), so kill and record
-   them too. */
-    reap_all(kids, &n);
-    for (size_t i = 0; i < n; i++)
-        mp__kill_pid(kids[i].pid, SIGKILL);
-    while (n > 0) {
+       ended, so that every launch block is freed; the children still
+       running would die with us anyway (lifeline), so kill and record
+       them too, and the spares. */
+    reap_all(&S);
+    for (int i = 0; i < S.nspares; i++)
+        mp__kill_pid(S.spares[i].pid, SIGKILL);
+    for (size_t i = 0; i < S.n; i++)
+        mp__kill_pid(S.kids[i].pid, SIGKILL);
+    while (S.nspares > 0) {
         int code;
-        pid_t pid = kids[0].pid;
+        mp__reap_pid(S.spares[0].pid, &code);
+        drop_spare(&S, 0);
+    }
+    while (S.n > 0) {
+        int code;
+        pid_t pid = S.kids[0].pid;
         if (mp__reap_pid(pid, &code) != 1)
             break;
-        record(kids, &n, pid, code);
+        record(S.kids, &S.n, pid, code);
     }
     mp__exit_now(0);
 }

@@ -82,6 +82,8 @@ int mp_init(int *argc, char ***argv, const mp_config *cfg)
         if (env != NULL && *env != '\0' && parse_method(env, &m) != 0)
             return MP_EINVAL;
     }
+    if (c.forkserver_spares > MP__FS_SPARES_MAX)
+        return MP_EINVAL;
     size_t size = c.arena_size ? c.arena_size : MP__ARENA_DEFAULT_SIZE;
     int r = mp__arena_create(size);
     if (r != 0)
@@ -97,6 +99,9 @@ int mp_init(int *argc, char ***argv, const mp_config *cfg)
     mp__g.argc = argc != NULL ? *argc : 0;
     mp__g.argv = argv != NULL ? *argv : NULL;
     mp__g.start = m;
+    mp__g.fs_spares = c.forkserver_spares == 0 ? 1
+                      : c.forkserver_spares < 0 ? 0
+                                                : c.forkserver_spares;
     mp__register_handlers();
     mp__process_init_main();
     mp__g.initialized = 1;

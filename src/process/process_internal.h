@@ -129,8 +129,12 @@ void mp__forkserver_parent_fork(void);
 int mp__forkserver_running(void);
 
 /* mp__forkserver_serve - the server's loop, in a process booted with role
-   's'; exits when the socket closes or the parent dies. */
-_Noreturn void mp__forkserver_serve(int sock);
+   's', keeping spares children forked ahead of requests (0..max);
+   exits when the socket closes or the parent dies. */
+_Noreturn void mp__forkserver_serve(int sock, int spares);
+
+/* MP__FS_SPARES_MAX - the most children a server keeps forked ahead. */
+#define MP__FS_SPARES_MAX 64
 
 /* mp__child_after_fork - in a fork child (fork method or forkserver):
    tie the child's life to its parent's and give it its own lifeline.
