@@ -474,7 +474,7 @@ _Noreturn void mp__forkserver_serve(int sock, int spares)
     static struct server S;
     S.sock = sock;
     S.sfd = sfd;
-    S.want = spares < 0 ? 0
+    S.want = spares < 0                   ? 0
              : spares > MP__FS_SPARES_MAX ? MP__FS_SPARES_MAX
                                           : spares;
     make_spares(&S);

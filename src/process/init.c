@@ -99,7 +99,7 @@ int mp_init(int *argc, char ***argv, const mp_config *cfg)
     mp__g.argc = argc != NULL ? *argc : 0;
     mp__g.argv = argv != NULL ? *argv : NULL;
     mp__g.start = m;
-    mp__g.fs_spares = c.forkserver_spares == 0 ? 1
+    mp__g.fs_spares = c.forkserver_spares == 0  ? 1
                       : c.forkserver_spares < 0 ? 0
                                                 : c.forkserver_spares;
     mp__register_handlers();
