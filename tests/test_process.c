@@ -791,6 +791,21 @@ MP_TEST(forkserver_spare_killed_while_waiting)
     }
     ck_assert_int_gt(spare, 0);
     kill(spare, SIGKILL);
+    /* Once it is dead (a zombie or reaped): a spare killed at the very
+       moment it is handed a launch is that child killed, as any. */
+    for (int i = 0; i < 3000; i++) {
+        char path[64], st[256] = {0};
+        snprintf(path, sizeof path, "/proc/%d/stat", spare);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            break;
+        size_t n = fread(st, 1, sizeof st - 1, f);
+        fclose(f);
+        char *close_paren = strrchr(st, ')');
+        if (n == 0 || close_paren == NULL || close_paren[2] == 'Z')
+            break;
+        usleep(1000);
+    }
     /* The next starts are served all the same, with their own codes. */
     for (int i = 0; i < 3; i++) {
         int c = 40 + i;

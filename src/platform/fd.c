@@ -48,20 +48,42 @@ int mp__fd_type(int fd)
     return (int)(st.st_mode & S_IFMT);
 }
 
+/* "/proc/self/fd/<fd>" into path (32 bytes). Not snprintf: a spawned
+   child checks its descriptors with it at every start, and printf's first
+   use costs page faults and symbol binding there. */
+static void proc_fd_path(char path[32], int fd)
+{
+    static const char pre[] = "/proc/self/fd/";
+    char digits[12];
+    int n = 0;
+    unsigned v = (unsigned)fd;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    memcpy(path, pre, sizeof pre - 1);
+    char *p = path + sizeof pre - 1;
+    while (n > 0)
+        *p++ = digits[--n];
+    *p = '\0';
+}
+
 int mp__fd_is_memfd(int fd, const char *name, size_t size)
 {
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         (uint64_t)st.st_size != (uint64_t)size)
         return 0;
-    char path[64], link[256], want[256];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    char path[32], link[256];
+    proc_fd_path(path, fd);
     ssize_t n = readlink(path, link, sizeof link - 1);
     if (n < 0)
         return 0;
     link[n] = '\0';
-    snprintf(want, sizeof want, "/memfd:%s (deleted)", name);
-    return strcmp(link, want) == 0;
+    /* "/memfd:<name> (deleted)" */
+    size_t k = strlen(name);
+    return n > 7 && strncmp(link, "/memfd:", 7) == 0 &&
+           strncmp(link + 7, name, k) == 0 &&
+           strcmp(link + 7 + k, " (deleted)") == 0;
 }
 
 int mp__secure_exec(void)
@@ -196,8 +218,8 @@ int mp__fd_count(void)
 
 int mp__reopen_fd(int fd, int flags)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    char path[32];
+    proc_fd_path(path, fd);
     int nfd = open(path, flags | O_CLOEXEC);
     return nfd < 0 ? -errno : nfd;
 }

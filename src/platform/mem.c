@@ -2,6 +2,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -58,6 +59,6 @@ size_t mp__page_size(void)
 {
     static size_t ps;
     if (ps == 0)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
+        ps = (size_t)getauxval(AT_PAGESZ); /* no sysconf: see fd.c */
     return ps;
 }

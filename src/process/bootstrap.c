@@ -123,29 +123,69 @@ _Noreturn void mp__child_from_launch(struct mp__launch *L)
     mp__child_run(fn, arg);
 }
 
+/* Read one field of a boot string at *p: digits in base 16 or 10 (a
+   leading '-' where neg is allowed), then the ',' that ends it unless
+   last. Returns 1 with *v and *p moved past it, or 0. Not sscanf: a
+   spawned child would pay its first use (code page faults, symbol
+   binding) in every start. */
+static int field(const char **p, int base, int neg, int last, int64_t *v)
+{
+    const char *c = *p;
+    int minus = neg && *c == '-';
+    c += minus;
+    uint64_t x = 0;
+    int digits = 0;
+    for (;; c++, digits++) {
+        int d = *c >= '0' && *c <= '9'                 ? *c - '0'
+                : base == 16 && *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
+                                                       : -1;
+        if (d < 0)
+            break;
+        if (x > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+            return 0;
+        x = x * (uint64_t)base + (uint64_t)d;
+    }
+    if (digits == 0 || digits > 16 || *c != (last ? '\0' : ','))
+        return 0;
+    if (base == 10 && x > INT32_MAX)
+        return 0;
+    *v = minus ? -(int64_t)x : (int64_t)x;
+    *p = c + !last;
+    return 1;
+}
+
 int mp__boot(const char *env)
 {
     char buf[256];
-    int len = snprintf(buf, sizeof buf, "%s", env);
+    size_t len = strnlen(env, sizeof buf);
+    if (len < sizeof buf)
+        memcpy(buf, env, len + 1);
     unsetenv("MP__BOOT"); /* our own children get their own */
     /* A privileged program (setuid, capabilities) takes nothing from its
        environment: whoever ran it may have written the value, and the
        launch block names code to load. */
     if (mp__secure_exec())
         return MP_EPERM;
-    char role = 0;
-    int memfd = -1, lifeline = -1, ppid = 0, sock = -1, end = 0;
-    uintptr_t base = 0;
-    size_t size = 0;
-    uint64_t off = 0;
-    /* Exactly what a starter writes (spawn.c, forkserver.c), or not ours:
-       then it is ignored and the program runs as any other. */
-    if (len < 0 || (size_t)len >= sizeof buf ||
-        sscanf(buf, "%c,%d,%" SCNxPTR ",%zx,%" SCNx64 ",%d,%d,%d%n", &role,
-               &memfd, &base, &size, &off, &lifeline, &ppid, &sock,
-               &end) != 8 ||
-        buf[end] != '\0' || (role != 'c' && role != 's') ||
-        memfd != MP__SPAWN_FD0 || lifeline != MP__SPAWN_FD0 + 1 ||
+    /* Exactly what a starter writes (spawn.c, forkserver.c): role,
+       memfd, base, size, launch offset (a server's: its spares),
+       lifeline, parent, socket; hex where the starter writes hex. Or not
+       ours: then it is ignored and the program runs as any other. */
+    int64_t f[7];
+    const char *c = buf;
+    char role = buf[0];
+    if (len >= sizeof buf || (role != 'c' && role != 's') || buf[1] != ',')
+        return MP_EINVAL;
+    c += 2;
+    static const int bases[7] = {10, 16, 16, 16, 10, 10, 10};
+    for (int i = 0; i < 7; i++)
+        if (!field(&c, bases[i], i == 6, i == 6, &f[i]))
+            return MP_EINVAL;
+    int memfd = (int)f[0], lifeline = (int)f[4], ppid = (int)f[5];
+    int sock = (int)f[6];
+    uintptr_t base = (uintptr_t)f[1];
+    size_t size = (size_t)f[2];
+    uint64_t off = (uint64_t)f[3];
+    if (memfd != MP__SPAWN_FD0 || lifeline != MP__SPAWN_FD0 + 1 ||
         sock != (role == 's' ? MP__SPAWN_FD0 + 2 : -1) || ppid <= 1 ||
         (role == 's' && off > MP__FS_SPARES_MAX) || base == 0 || size == 0 ||
         base % mp__page_size() != 0)
