@@ -161,10 +161,13 @@ typedef struct mp_config {
     mp_start_method start; /* default start method */
     size_t arena_size;     /* bytes of family shared memory; 0: 4 GiB
                               (virtual: pages cost memory only when used) */
-    int forkserver_spares; /* children the forkserver keeps forked ahead of
-                              requests, so that a start costs a wake-up,
-                              not a fork: 0: 1; negative: none; at most
-                              64 (more: MP_EINVAL) */
+    int forkserver_spares; /* forkserver children forked ahead of starts
+                              (docs/process.md, "Starts"): 0: the server
+                              keeps one, a start costs a round trip to it
+                              and a wake-up; n > 0 (at most 64): n are
+                              lent to this process, a start costs a
+                              wake-up (the warm start; n descriptors);
+                              negative: none, every start forks */
 } mp_config;
 
 /* mp_init - first call in main(). In the parent it creates the family

@@ -28,6 +28,7 @@ struct mp__state {
     int lifeline_spare; /* a private description of the read end for the
                            next child, made ahead of time, or -1 */
     int fs_spares;      /* children a forkserver keeps forked ahead */
+    int fs_lend;        /* of those, lent to this process (warm starts) */
 };
 
 /* mp__g - the one instance of the library state. */

@@ -73,7 +73,23 @@ int mp__lifeline_spare_fd(void)
 
 void mp__lifeline_handed(void)
 {
-    mp__close(mp__g.lifeline_spare);
+    /* The next spare takes the number of the one handed, so that the
+       descriptors this process holds stay the same from start to start
+       (a program, or a test, that compares them sees no change). */
+    int old = mp__g.lifeline_spare;
     mp__g.lifeline_spare = -1;
-    make_spare();
+    if (old < 0) {
+        make_spare();
+        return;
+    }
+    int fd = mp__lifeline_private(mp__g.lifeline_r);
+    if (fd < 0) {
+        mp__close(old);
+        return;
+    }
+    fd = mp__fd_move(fd, old);
+    if (fd < 0)
+        mp__close(old);
+    else
+        mp__g.lifeline_spare = fd;
 }

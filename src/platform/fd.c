@@ -216,6 +216,13 @@ int mp__fd_count(void)
     return n - 1; /* the directory's own descriptor */
 }
 
+int mp__fd_move(int fd, int at)
+{
+    int r = dup3(fd, at, O_CLOEXEC) < 0 ? -errno : at;
+    close(fd);
+    return r;
+}
+
 int mp__reopen_fd(int fd, int flags)
 {
     char path[32];

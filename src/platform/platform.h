@@ -190,6 +190,11 @@ int mp__poll_in2(int a, int b);
    negative errno. */
 int mp__fd_count(void);
 
+/* mp__fd_move - put descriptor fd at number at (closing what was there,
+   atomically, close-on-exec) and close fd. Returns at or a negative errno
+   (fd is closed either way). */
+int mp__fd_move(int fd, int at);
+
 /* mp__reopen_fd - a new open file description for the pipe or file behind
    fd (through /proc/self/fd), close-on-exec, with the given open flags. */
 int mp__reopen_fd(int fd, int flags);
@@ -270,6 +275,11 @@ int mp__kill_pid(pid_t pid, int sig);
    (and the cache reset in fork children by an atfork handler). */
 pid_t mp__getpid(void);
 pid_t mp__getppid(void);
+
+/* mp__ended_fd - a descriptor that polls readable (hung up) forever:
+   the sentinel of a child that ended before it could be watched. Returns
+   it or a negative errno. */
+int mp__ended_fd(void);
 
 /* mp__set_pdeathsig - ask the kernel to send sig to this process when the
    thread that created it exits. */

@@ -149,6 +149,15 @@ pid_t mp__getppid(void)
     return getppid();
 }
 
+int mp__ended_fd(void)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    close(fds[1]);
+    return fds[0];
+}
+
 int mp__set_pdeathsig(int sig)
 {
     return prctl(PR_SET_PDEATHSIG, sig) == 0 ? 0 : -errno;

@@ -13,25 +13,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* fs_req, fs_rep - a start request (the launch block) and its answer,
-   which carries the child's pidfd as SCM_RIGHTS. */
+/* spare_slot - where a spare child waits, in the arena: go turns 1 once
+   launch_off names its launch block. A lent spare's slot has two owners:
+   the starter claims it (go 0 -> 1) and the server, reaping a spare that
+   died unclaimed, marks it dead (0 -> 2); whoever loses the exchange
+   knows. The server frees a claimed slot when it reaps the child; the
+   starter frees a dead one when it finds it, or all it still holds once
+   its server is gone. */
+struct spare_slot {
+    uint32_t go;
+    uint32_t pad;
+    uint64_t launch_off;
+};
+
+/* fs_req, fs_rep - a request and its answer, which carries the child's
+   pidfd as SCM_RIGHTS. A request names a launch block to run, or is 0:
+   lend a spare (the answer then names the spare's slot). */
 struct fs_req {
     uint64_t launch_off;
 };
 struct fs_rep {
     int32_t err; /* 0 or a negative code */
     int32_t pid;
+    uint64_t slot_off; /* a lent spare's slot; 0 for a launch */
+};
+
+/* lent - a spare child the server lent to this process: a start hands it
+   its launch block itself, with no round trip (the warm start). */
+struct lent {
+    pid_t pid;
+    int pidfd;
+    struct spare_slot *slot;
 };
 
 /* fs - this process's server, guarded by fs_mu. gen counts the servers
-   started, so a child knows whether its server was replaced. */
+   started, so a child knows whether its server was replaced. Spares lent
+   to us wait in stash; asked counts loans requested and not yet answered
+   (their answers come, in order, before any launch's). */
 static struct {
     pid_t owner; /* the process that started it; 0: none */
     pid_t pid;
     int sock;
     int pidfd;
     unsigned gen;
-} fs = {0, 0, -1, -1, 0};
+    struct lent stash[MP__FS_SPARES_MAX];
+    int nstash, asked;
+} fs = {.sock = -1, .pidfd = -1};
+
+/* Forget the spares lent to us: their server is gone (free: their slots
+   are ours alone now), or we are a fork child that has no server (the
+   slots are our parent's). */
+static void drop_stash(int free_slots)
+{
+    for (int i = 0; i < fs.nstash; i++) {
+        mp__close(fs.stash[i].pidfd);
+        if (free_slots)
+            mp_shared_free(fs.stash[i].slot);
+    }
+    fs.nstash = 0;
+    fs.asked = 0;
+}
 static pthread_mutex_t fs_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* How long a server has to leave after its socket closed. */
@@ -48,6 +89,7 @@ static void stop_locked(void)
         mp__pidfd_signal(fs.pidfd, SIGKILL);
     int code;
     mp__pidfd_reap(fs.pidfd, 0, &code);
+    drop_stash(1); /* the server and its children are gone */
     mp__close(fs.pidfd);
     fs.pidfd = -1;
     fs.owner = 0;
@@ -78,6 +120,7 @@ void mp__forkserver_parent_fork(void)
 void mp__forkserver_after_fork(void)
 {
     pthread_mutex_init(&fs_mu, NULL);
+    drop_stash(0);
     mp__close(fs.sock);
     mp__close(fs.pidfd);
     fs.sock = fs.pidfd = -1;
@@ -127,6 +170,78 @@ static int server_dead_locked(void)
     return fs.pidfd < 0 || mp__poll_in(fs.pidfd, 0) == 1;
 }
 
+/* Receive one answer into a. A loan's is stashed here (returns 0); a
+   launch's is left in a and *pidfd (returns its size). Returns MP_EPIPE when
+   the server is gone, or a negative errno. */
+static int take_answer(struct fs_rep *a, int *pidfd)
+{
+    ssize_t n = mp__recv_msg(fs.sock, a, sizeof *a, pidfd);
+    if (n <= 0)
+        return n == 0 || n == MP_ECONNRESET ? MP_EPIPE : (int)n;
+    if (n != sizeof *a || a->slot_off == 0)
+        return (int)n; /* a launch's (request checks the size) */
+    fs.asked--;
+    if (a->err == 0 && *pidfd >= 0 && fs.nstash < MP__FS_SPARES_MAX &&
+        a->slot_off < mp__g.arena_size) {
+        fs.stash[fs.nstash++] =
+            (struct lent){a->pid, *pidfd, mp__arena_ptr(a->slot_off)};
+    } else {
+        mp__close(*pidfd);
+    }
+    *pidfd = -1;
+    return 0;
+}
+
+/* Ask for loans until stash and answers to come make want. Best effort:
+   a full socket leaves it to the next start. */
+static void ask_loans(int want)
+{
+    struct fs_req q = {.launch_off = 0};
+    while (fs.nstash + fs.asked < want &&
+           mp__send_msg(fs.sock, &q, sizeof q, -1) == 0)
+        fs.asked++;
+}
+
+/* Stash the loans whose answers have come, without waiting. */
+static void collect_loans(void)
+{
+    while (fs.asked > 0 && mp__poll_in(fs.sock, 0) == 1) {
+        struct fs_rep a;
+        int fd = -1;
+        if (take_answer(&a, &fd) != 0) {
+            mp__close(fd); /* a launch's answer nobody asked for: none */
+            return;
+        }
+    }
+}
+
+/* Hand L to a lent spare, if one is alive. Returns 1 with *pid and
+ *pidfd, or 0. fs_mu held. */
+static int start_lent(struct mp__launch *L, pid_t *pid, int *pidfd)
+{
+    while (fs.nstash > 0) {
+        struct lent s = fs.stash[--fs.nstash];
+        if (mp__poll_in(s.pidfd, 0) != 0) {
+            mp__close(s.pidfd); /* died waiting (killed from outside) */
+            continue;
+        }
+        s.slot->launch_off = mp__arena_off(L);
+        uint32_t idle = 0;
+        if (!__atomic_compare_exchange_n(&s.slot->go, &idle, 1, 0,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            /* The server reaped it first: died waiting. */
+            mp_shared_free(s.slot);
+            mp__close(s.pidfd);
+            continue;
+        }
+        mp__futex_wake(&s.slot->go, 1);
+        *pid = s.pid;
+        *pidfd = s.pidfd;
+        return 1;
+    }
+    return 0;
+}
+
 /* One request and its answer. MP_EPIPE when the server is gone. *forked
    says that the server did fork a child even though the call failed (its
    pidfd could not be received: no descriptor left). */
@@ -138,9 +253,11 @@ static int request(uint64_t off, pid_t *pid, int *pidfd, int *forked)
     if (r != 0)
         return r == MP_ECONNRESET ? MP_EPIPE : r;
     struct fs_rep a;
-    ssize_t n = mp__recv_msg(fs.sock, &a, sizeof a, pidfd);
-    if (n <= 0)
-        return n == 0 || n == MP_ECONNRESET ? MP_EPIPE : (int)n;
+    ssize_t n;
+    while ((n = take_answer(&a, pidfd)) == 0)
+        ; /* a loan's answer, stashed */
+    if (n < 0)
+        return (int)n;
     if (n != sizeof a) {
         mp__close(*pidfd);
         return MP_EIO;
@@ -183,6 +300,16 @@ int mp__start_forkserver(mp_process *p)
             stop_locked();
             if ((r = launch_server()) != 0)
                 break;
+        }
+        int want = mp__g.fs_lend;
+        if (want > 0) {
+            collect_loans();
+            int lent = start_lent(L, &pid, &pidfd);
+            ask_loans(want);
+            if (lent) {
+                r = 0;
+                break;
+            }
         }
         r = request(mp__arena_off(L), &pid, &pidfd, &forked);
         if (r != MP_EPIPE)
@@ -302,14 +429,6 @@ struct kid {
     struct spare_slot *slot;
 };
 
-/* spare_slot - where a spare child waits, in the arena: go turns 1 once
-   launch_off names its launch block. */
-struct spare_slot {
-    uint32_t go;
-    uint32_t pad;
-    uint64_t launch_off;
-};
-
 /* spare - a child forked ahead of its request: a request that finds one
    costs a wake-up, not a fork (docs/process.md, "Starts"). */
 struct spare {
@@ -328,14 +447,31 @@ struct server {
     int nspares, want;
 };
 
+static int valid_launch(uint64_t off);
+
 static void record(struct kid *kids, size_t *n, pid_t pid, int code)
 {
     for (size_t i = 0; i < *n; i++) {
         if (kids[i].pid != pid)
             continue;
         struct mp__launch *L = kids[i].L;
-        if (kids[i].slot != NULL)
-            mp_shared_free(kids[i].slot);
+        struct spare_slot *slot = kids[i].slot;
+        kids[i] = kids[--*n];
+        if (slot != NULL && L == NULL) {
+            /* A spare lent to the starter: dead unclaimed (the starter
+               frees the slot when it finds it), or it was handed a block
+               (checked by the starter; we look again). */
+            uint32_t idle = 0;
+            if (__atomic_compare_exchange_n(&slot->go, &idle, 2, 0,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                return;
+            if (valid_launch(slot->launch_off))
+                L = mp__arena_ptr(slot->launch_off);
+        }
+        if (slot != NULL)
+            mp_shared_free(slot);
+        if (L == NULL)
+            return;
         L->code = code;
         uint32_t old =
             __atomic_fetch_or(&L->state, MP__L_RECORDED, __ATOMIC_ACQ_REL);
@@ -343,7 +479,6 @@ static void record(struct kid *kids, size_t *n, pid_t pid, int code)
             mp_shared_free(L); /* the starter is done with it */
         else
             mp__futex_wake(&L->state, INT_MAX);
-        kids[i] = kids[--*n];
         return;
     }
 }
@@ -418,34 +553,89 @@ _Noreturn static void spare_wait(struct spare_slot *s, pid_t server)
     mp__child_from_launch(mp__arena_ptr(s->launch_off));
 }
 
+/* Fork one more spare. Returns 0 or a negative code. */
+static int make_spare(struct server *S)
+{
+    if (S->nspares == MP__FS_SPARES_MAX)
+        return MP_EAGAIN;
+    struct spare_slot *slot = mp__arena_alloc(sizeof *slot, 64);
+    if (slot == NULL)
+        return MP_ENOMEM;
+    slot->go = 0;
+    slot->launch_off = 0;
+    pid_t me = mp__getpid();
+    mp__lifeline_ready();
+    mp__forking_child = 1;
+    pid_t pid = mp__fork();
+    mp__forking_child = 0;
+    if (pid == 0) {
+        server_child(S);
+        spare_wait(slot, me);
+    }
+    int pidfd = -1, r = pid < 0 ? pid : 0;
+    if (pid > 0) {
+        r = mp__adopt_child(pid, &pidfd);
+        mp__lifeline_handed();
+    }
+    if (r != 0) {
+        mp_shared_free(slot);
+        return r;
+    }
+    S->spares[S->nspares++] = (struct spare){pid, pidfd, slot};
+    return 0;
+}
+
 /* Fork spares until S->want wait (best effort: a failure leaves the
    requests to fork as they come). */
 static void make_spares(struct server *S)
 {
-    pid_t me = mp__getpid();
-    while (S->nspares < S->want) {
-        struct spare_slot *slot = mp__arena_alloc(sizeof *slot, 64);
-        if (slot == NULL)
-            return;
-        slot->go = 0;
-        slot->launch_off = 0;
-        mp__lifeline_ready();
-        mp__forking_child = 1;
-        pid_t pid = mp__fork();
-        mp__forking_child = 0;
-        if (pid == 0) {
-            server_child(S);
-            spare_wait(slot, me);
-        }
-        int pidfd = -1;
-        if (pid > 0)
-            mp__lifeline_handed();
-        if (pid < 0 || mp__adopt_child(pid, &pidfd) != 0) {
-            mp_shared_free(slot);
-            return;
-        }
-        S->spares[S->nspares++] = (struct spare){pid, pidfd, slot};
+    while (S->nspares < S->want && make_spare(S) == 0)
+        ;
+}
+
+/* Drop the spares that died waiting (killed from outside), so that none
+   is handed a launch it would never run. */
+static void drop_dead_spares(struct server *S)
+{
+    while (S->nspares > 0 &&
+           mp__poll_in(S->spares[S->nspares - 1].pidfd, 0) != 0) {
+        int code;
+        mp__reap_pid(S->spares[S->nspares - 1].pid, &code);
+        drop_spare(S, S->nspares - 1);
     }
+}
+
+/* Room for one more kid. Returns 0 or MP_ENOMEM. */
+static int kids_room(struct server *S)
+{
+    if (S->n < S->cap)
+        return 0;
+    size_t nc = S->cap ? S->cap * 2 : 16;
+    struct kid *nk = realloc(S->kids, nc * sizeof *nk);
+    if (nk == NULL)
+        return MP_ENOMEM;
+    S->kids = nk;
+    S->cap = nc;
+    return 0;
+}
+
+/* Lend a spare to the starter (a request of 0): its pid, slot and pidfd.
+   It stays our child: we record the end of the block it is handed. */
+static void lend(struct server *S)
+{
+    struct fs_rep a = {0, 0, 0};
+    int pidfd = -1;
+    drop_dead_spares(S);
+    if ((a.err = kids_room(S)) == 0 &&
+        (S->nspares > 0 || (a.err = make_spare(S)) == 0)) {
+        struct spare sp = S->spares[--S->nspares];
+        S->kids[S->n++] = (struct kid){sp.pid, NULL, sp.slot};
+        a.pid = sp.pid;
+        a.slot_off = mp__arena_off(sp.slot);
+        pidfd = sp.pidfd;
+    }
+    mp__send_msg(S->sock, &a, sizeof a, pidfd);
+    mp__close(pidfd);
 }
 
 static int valid_launch(uint64_t off)
@@ -492,33 +682,24 @@ _Noreturn void mp__forkserver_serve(int sock, int spares)
         ssize_t got = mp__recv_msg(sock, &q, sizeof q, NULL);
         if (got <= 0)
             break; /* the requesting process closed or died */
-        struct fs_rep a = {0, 0};
+        if (got == sizeof q && q.launch_off == 0) {
+            lend(&S);
+            make_spares(&S);
+            continue;
+        }
+        struct fs_rep a = {0, 0, 0};
         if (got != sizeof q || !valid_launch(q.launch_off)) {
             a.err = MP_EINVAL;
             mp__send_msg(sock, &a, sizeof a, -1);
             continue;
         }
-        if (S.n == S.cap) {
-            size_t nc = S.cap ? S.cap * 2 : 16;
-            struct kid *nk = realloc(S.kids, nc * sizeof *nk);
-            if (nk == NULL) {
-                a.err = MP_ENOMEM;
-                mp__send_msg(sock, &a, sizeof a, -1);
-                continue;
-            }
-            S.kids = nk;
-            S.cap = nc;
+        if ((a.err = kids_room(&S)) != 0) {
+            mp__send_msg(sock, &a, sizeof a, -1);
+            continue;
         }
         struct mp__launch *L = mp__arena_ptr(q.launch_off);
         int pidfd = -1;
-        /* A spare that died waiting (killed from outside) is dropped
-           here rather than handed a launch it would never run. */
-        while (S.nspares > 0 &&
-               mp__poll_in(S.spares[S.nspares - 1].pidfd, 0) != 0) {
-            int code;
-            mp__reap_pid(S.spares[S.nspares - 1].pid, &code);
-            drop_spare(&S, S.nspares - 1);
-        }
+        drop_dead_spares(&S);
         if (S.nspares > 0) {
             /* A spare takes it: a wake-up instead of a fork. One that
                died unseen runs nothing; its end is recorded as any
@@ -539,14 +720,14 @@ _Noreturn void mp__forkserver_serve(int sock, int spares)
                 server_child(&S);
                 mp__child_from_launch(L);
             }
-            if (pid > 0)
-                mp__lifeline_handed();
             if (pid < 0) {
                 a.err = pid;
             } else if ((a.err = mp__adopt_child(pid, &pidfd)) == 0) {
                 a.pid = pid;
                 S.kids[S.n++] = (struct kid){pid, L, NULL};
             }
+            if (pid > 0)
+                mp__lifeline_handed();
         }
         mp__send_msg(sock, &a, sizeof a, pidfd);
         mp__close(pidfd);

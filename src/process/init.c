@@ -99,9 +99,10 @@ int mp_init(int *argc, char ***argv, const mp_config *cfg)
     mp__g.argc = argc != NULL ? *argc : 0;
     mp__g.argv = argv != NULL ? *argv : NULL;
     mp__g.start = m;
-    mp__g.fs_spares = c.forkserver_spares == 0  ? 1
-                      : c.forkserver_spares < 0 ? 0
-                                                : c.forkserver_spares;
+    /* The server keeps one spare unless told none; a positive count
+       asks for that many lent to us ahead of time (warm starts). */
+    mp__g.fs_spares = c.forkserver_spares < 0 ? 0 : 1;
+    mp__g.fs_lend = c.forkserver_spares > 0 ? c.forkserver_spares : 0;
     mp__register_handlers();
     mp__process_init_main();
     mp__g.initialized = 1;

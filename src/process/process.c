@@ -277,7 +277,7 @@ int mp_process_start(mp_process *p)
         }
     }
     pthread_mutex_unlock(&lifeline_mu);
-    if (r != 0) {
+    if (r < 0) {
         p->method = asked;
         return r;
     }
@@ -286,6 +286,8 @@ int mp_process_start(mp_process *p)
     p->state = MP__P_RUNNING;
     pthread_mutex_lock(&children_mu);
     list_add(p);
+    if (r == MP__STARTED_GONE)
+        ended(p, MP__CODE_STOLEN);
     pthread_mutex_unlock(&children_mu);
     return 0;
 }

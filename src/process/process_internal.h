@@ -92,8 +92,15 @@ int mp__start_forkserver(mp_process *p);
 pid_t mp__spawn_boot(const char *bootvar, const int *keep, int nkeep);
 
 /* mp__adopt_child - a pidfd for child pid, just started, in *pidfd; when
-   none can be had the child is killed and reaped. Returns 0 or a code. */
+   none can be had the child is killed and reaped. Returns 0, a negative
+   code, or MP__STARTED_GONE: the child already ended and another wait of
+   this program (a SIGCHLD handler) reaped it; *pidfd is then a
+   descriptor that polls ready forever, a sentinel of an ended child. */
 int mp__adopt_child(pid_t pid, int *pidfd);
+
+/* MP__STARTED_GONE - started, and already ended and reaped elsewhere: its
+   code is lost (MP__CODE_STOLEN). */
+#define MP__STARTED_GONE 1
 
 /* mp__launch_new - a launch block for p in the arena. Returns it, or NULL
    with *err set (MP_ENOMEM, MP_EINVAL for an argument that cannot travel,

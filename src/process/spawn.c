@@ -94,6 +94,15 @@ struct mp__launch *mp__launch_new(mp_process *p, int *err)
 int mp__adopt_child(pid_t pid, int *pidfd)
 {
     int fd = mp__pidfd_open(pid);
+    if (fd == MP_ESRCH) {
+        /* Our own child, so it existed: a short one that ended and was
+           reaped at once by another wait (a SIGCHLD handler). */
+        fd = mp__ended_fd();
+        if (fd >= 0) {
+            *pidfd = fd;
+            return MP__STARTED_GONE;
+        }
+    }
     if (fd < 0) {
         int code;
         mp__kill_pid(pid, SIGKILL);
@@ -123,14 +132,14 @@ int mp__start_spawn(mp_process *p)
     }
     int keep[2] = {mp__g.arena_fd, lf};
     pid_t pid = mp__spawn_boot(bootvar, keep, 2);
-    if (pid >= 0)
-        mp__lifeline_handed();
     int r = pid < 0 ? pid : mp__adopt_child(pid, &p->pidfd);
-    if (r != 0) {
+    if (pid >= 0)
+        mp__lifeline_handed(); /* after the pidfd: see fork.c */
+    if (r < 0) {
         mp_shared_free(L);
         return r;
     }
     p->pid = pid;
     p->launch = L;
-    return 0;
+    return r;
 }
