@@ -640,20 +640,37 @@ MP_TEST(forkserver_restarts_after_death)
                      5);
 }
 
-/* The server's pid: its starter's child that is not p. */
-static pid_t server_of(mp_process *p)
+/* A child of process parent (from /proc) that is not pid not, or 0. */
+static pid_t other_child(pid_t parent, pid_t not )
 {
     char path[64], buf[256] = {0};
-    snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", parent, parent);
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
-    ck_assert(fgets(buf, sizeof buf, f) != NULL);
+    if (fgets(buf, sizeof buf, f) == NULL)
+        buf[0] = '\0';
     fclose(f);
     char *s = buf, *end;
     for (long v; (v = strtol(s, &end, 10)) > 0; s = end)
-        if (v != mp_process_pid(p))
+        if (v != not )
             return (pid_t)v;
     return 0;
+}
+
+/* The server's pid: its starter's child that is not p. */
+static pid_t server_of(mp_process *p)
+{
+    return other_child(getpid(), mp_process_pid(p));
+}
+
+/* Start a forkserver child that sleeps 30 s in *p; its server's pid. */
+static pid_t sleeper_and_server(mp_process **p)
+{
+    double s = 30;
+    mp_ck_code(start_one(p, t_sleep, &s, sizeof s, MP_START_FORKSERVER), 0);
+    pid_t server = server_of(*p);
+    ck_assert_int_gt(server, 0);
+    return server;
 }
 
 static int t_grandchild_then_killed(void *arg)
@@ -692,11 +709,8 @@ static int t_sigint_as_started(void *arg)
 
 MP_TEST(forkserver_survives_ctrl_c)
 {
-    double s = 30;
     mp_process *p;
-    mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER), 0);
-    pid_t server = server_of(p);
-    ck_assert_int_gt(server, 0);
+    pid_t server = sleeper_and_server(&p);
     /* What a terminal's Ctrl-C would send it. */
     ck_assert_int_eq(kill(server, SIGINT), 0);
     sleep_s(MP_T(0.2));
@@ -765,47 +779,19 @@ MP_TEST(forkserver_from_big_parent)
 
 MP_TEST(forkserver_spare_killed_while_waiting)
 {
-    double s = 30;
     mp_process *p;
-    mp_ck_code(start_one(&p, t_sleep, &s, sizeof s, MP_START_FORKSERVER), 0);
-    pid_t server = server_of(p);
-    ck_assert_int_gt(server, 0);
+    pid_t server = sleeper_and_server(&p);
     /* The server's children: p, and the spare it forked after answering
-       (the default keeps one). Kill every one that is not p. */
+       (the default keeps one). */
     pid_t spare = 0;
-    for (int i = 0; i < 3000 && spare == 0; i++) {
-        char path[64], buf[256] = {0};
-        snprintf(path, sizeof path, "/proc/%d/task/%d/children", server,
-                 server);
-        FILE *f = fopen(path, "r");
-        ck_assert_ptr_nonnull(f);
-        if (fgets(buf, sizeof buf, f) == NULL)
-            buf[0] = '\0';
-        fclose(f);
-        char *c = buf, *end;
-        for (long v; (v = strtol(c, &end, 10)) > 0; c = end)
-            if (v != mp_process_pid(p))
-                spare = (pid_t)v;
-        if (spare == 0)
+    for (int i = 0; i < 3000 && spare == 0; i++)
+        if ((spare = other_child(server, mp_process_pid(p))) == 0)
             usleep(1000);
-    }
     ck_assert_int_gt(spare, 0);
     kill(spare, SIGKILL);
-    /* Once it is dead (a zombie or reaped): a spare killed at the very
-       moment it is handed a launch is that child killed, as any. */
-    for (int i = 0; i < 3000; i++) {
-        char path[64], st[256] = {0};
-        snprintf(path, sizeof path, "/proc/%d/stat", spare);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            break;
-        size_t n = fread(st, 1, sizeof st - 1, f);
-        fclose(f);
-        char *close_paren = strrchr(st, ')');
-        if (n == 0 || close_paren == NULL || close_paren[2] == 'Z')
-            break;
-        usleep(1000);
-    }
+    /* Once it is dead: a spare killed at the very moment it is handed a
+       launch is that child killed, as any. */
+    ck_assert(mp_test_wait_gone(spare, MP_T(5)));
     /* The next starts are served all the same, with their own codes. */
     for (int i = 0; i < 3; i++) {
         int c = 40 + i;

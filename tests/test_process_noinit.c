@@ -3,10 +3,12 @@
    (it calls mp_init itself). Plain main. */
 #include "multiproc.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int target(void *arg)
@@ -30,18 +32,11 @@ static int kill_children_of(pid_t pid)
     char *c = buf, *end;
     for (long v; (v = strtol(c, &end, 10)) > 0; c = end, n++) {
         kill((pid_t)v, SIGKILL);
-        for (int i = 0; i < 3000; i++) { /* dead: a zombie, or gone */
-            char st[256] = {0};
-            snprintf(path, sizeof path, "/proc/%ld/stat", v);
-            FILE *g = fopen(path, "r");
-            if (g == NULL)
-                break;
-            size_t k = fread(st, 1, sizeof st - 1, g);
-            fclose(g);
-            char *paren = strrchr(st, ')');
-            if (k == 0 || paren == NULL || paren[2] == 'Z')
-                break;
-            usleep(1000);
+        int fd = (int)syscall(SYS_pidfd_open, (pid_t)v, 0);
+        if (fd >= 0) { /* until it is dead */
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            poll(&pf, 1, 5000);
+            close(fd);
         }
     }
     return n;
