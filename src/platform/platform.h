@@ -350,41 +350,50 @@ int mp__self_cmdline(char ***argv);
  */
 
 /* mp__stream_pair - a connected AF_UNIX SOCK_STREAM pair, close-on-exec
-   and non-blocking. Returns 0 or a negative errno (MP_EMFILE...). */
+   and blocking: each receive and send says whether it may wait
+   (mp__sock_recv, mp__sock_sendv). Returns 0 or a negative errno
+   (MP_EMFILE...). */
 int mp__stream_pair(int fds[2]);
 
-/* mp__pipe_nb - a close-on-exec, non-blocking pipe: fds[0] reads, fds[1]
-   writes. Returns 0 or a negative errno (MP_EMFILE...). */
-int mp__pipe_nb(int fds[2]);
-
-/* mp__read_nb - read up to len bytes from a non-blocking fd. Returns the
-   count (> 0), 0 at end of file, MP_EAGAIN (nothing to read now),
-   MP_ECONNRESET (a socket whose peer closed with data unread: its end),
-   or a negative errno. EINTR is retried. */
-ssize_t mp__read_nb(int fd, void *buf, size_t len);
+/* mp__sock_recv - receive up to len bytes from a stream socket. wait: 1
+   blocks until something comes (on a blocking description: one system
+   call for the whole wait), 0 never waits (MSG_DONTWAIT). Returns the
+   count (> 0), 0 at end of stream, MP_EAGAIN (nothing now, or the
+   description was made non-blocking by someone), MP_ECONNRESET (the peer
+   closed with data of ours unread: its end), or a negative errno. EINTR
+   is retried. */
+ssize_t mp__sock_recv(int fd, void *buf, size_t len, int wait);
 
 struct iovec;
 
-/* mp__writev_nb - write the iovcnt buffers of iov to a non-blocking fd,
-   as much as fits now. sock: fd is a socket (sent with MSG_NOSIGNAL);
-   otherwise a pipe, written with SIGPIPE blocked in the calling thread
-   and the SIGPIPE it raised discarded: a gone reader never kills the
-   process. Returns the bytes written (> 0), MP_EAGAIN (no room),
-   MP_EPIPE or MP_ECONNRESET (the reader is gone), or a negative errno.
-   EINTR is retried. */
-ssize_t mp__writev_nb(int fd, int sock, const struct iovec *iov, int iovcnt);
+/* mp__sock_sendv - send the iovcnt buffers of iov on a stream socket,
+   never raising SIGPIPE (MSG_NOSIGNAL). wait: 1 blocks until all is sent
+   (or a signal comes after part of it), 0 sends what fits now
+   (MSG_DONTWAIT). Returns the bytes sent (> 0), MP_EAGAIN (no room),
+   MP_EPIPE or MP_ECONNRESET (the peer is gone), or a negative errno.
+   EINTR before anything was sent is retried. */
+ssize_t mp__sock_sendv(int fd, const struct iovec *iov, int iovcnt, int wait);
 
-/* mp__shutdown_wr - stop writing on fd for every process sharing it: a
-   socket is shut down for writing (the peer reads end of file after the
-   data sent before); a pipe's write end is replaced, at the same number,
-   by /dev/null (the reader sees end of file once no other process holds
-   the write end). Returns 0 or a negative errno. */
-int mp__shutdown_wr(int fd, int sock);
+/* mp__sock_grow_sndbuf - make fd's send buffer (SO_SNDBUF, as the kernel
+   counts it: payload plus its overheads) at least want bytes where the
+   system allows (net.core.wmem_max caps it); never shrinks it. Returns
+   the size now, or a negative errno. */
+ssize_t mp__sock_grow_sndbuf(int fd, size_t want);
+
+/* mp__shutdown_wr - stop writing on socket fd for every process sharing
+   it: the peer reads end of stream after the data sent before. Returns 0
+   or a negative errno. */
+int mp__shutdown_wr(int fd);
+
+/* mp__sock_poll_in - wait until fd is readable, hung up or in error, at
+   most until deadline_ns (UINT64_MAX: forever; 0: do not wait). Returns 1
+   (ready), 0 (timed out), or a negative errno. EINTR is retried with the
+   time left; the deadline is kept to the nanosecond (ppoll). */
+int mp__sock_poll_in(int fd, uint64_t deadline_ns);
 
 /* mp__poll_out - wait until fd is writable, in error or hung up, at most
-   until deadline_ns (UINT64_MAX: forever; 0: do not wait). Returns 1
-   (ready), 0 (timed out), or a negative errno. EINTR is retried with the
-   time left; the deadline is kept to the nanosecond. */
+   until deadline_ns, like mp__sock_poll_in. Returns 1 (ready), 0 (timed
+   out), or a negative errno. */
 int mp__poll_out(int fd, uint64_t deadline_ns);
 
 /* mp__poll_many - wait until at least one of fds[0..n) is readable, hung

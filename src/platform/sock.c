@@ -1,12 +1,10 @@
-/* sock.c - non-blocking stream sockets and pipes for connections: creation,
-   reads, SIGPIPE-safe writes, shutdown and deadline-bounded polls. */
+/* sock.c - stream socket pairs for connections: creation, receives that
+   block or not per call, sends that never block or raise SIGPIPE, send
+   buffer growth, shutdown and deadline-bounded polls. */
 #include "platform.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -15,87 +13,70 @@
 
 int mp__stream_pair(int fds[2])
 {
-    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
-                      fds) == 0
+    /* Blocking descriptions: a call that may wait without limit waits
+       inside recv or sendmsg, one system call; every other call passes
+       MSG_DONTWAIT. */
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0
                ? 0
                : -errno;
 }
 
-int mp__pipe_nb(int fds[2])
-{
-    return pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0 ? 0 : -errno;
-}
-
-ssize_t mp__read_nb(int fd, void *buf, size_t len)
+ssize_t mp__sock_recv(int fd, void *buf, size_t len, int wait)
 {
     for (;;) {
-        ssize_t n = read(fd, buf, len);
+        ssize_t n = recv(fd, buf, len, wait ? 0 : MSG_DONTWAIT);
         if (n >= 0)
             return n;
         if (errno != EINTR)
-            return -errno;
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
 }
 
-/* A socket write: MSG_NOSIGNAL turns a gone peer into EPIPE. */
-static ssize_t sock_writev(int fd, const struct iovec *iov, int iovcnt)
+ssize_t mp__sock_sendv(int fd, const struct iovec *iov, int iovcnt, int wait)
 {
+    /* MSG_NOSIGNAL turns a gone peer into EPIPE without SIGPIPE: no
+       signal mask to change around the call, so a send is one system
+       call. */
     struct msghdr msg = {.msg_iov = (struct iovec *)iov,
                          .msg_iovlen = (size_t)iovcnt};
     for (;;) {
-        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
         if (n >= 0)
             return n;
         if (errno != EINTR)
-            return -errno;
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
 }
 
-/* A pipe write. Pipes have no MSG_NOSIGNAL, and changing the process's
-   SIGPIPE disposition would change the application's. The kernel sends
-   the SIGPIPE of a write to a reader-less pipe to the writing thread, so
-   it is blocked in this thread around the write and, if the write raised
-   it (it was not already pending), consumed with sigtimedwait before the
-   old mask comes back: the way libuv and OpenSSL-based code do it. */
-static ssize_t pipe_writev(int fd, const struct iovec *iov, int iovcnt)
+/* The kernel's SO_SNDBUF of fd (the bytes it lets wait unread, counted
+   with its overheads), or a negative errno. */
+static ssize_t sndbuf_get(int fd)
 {
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    sigpending(&pending);
-    int was_pending = sigismember(&pending, SIGPIPE);
-    ssize_t n;
-    do
-        n = writev(fd, iov, iovcnt);
-    while (n < 0 && errno == EINTR);
-    int err = n < 0 ? errno : 0;
-    if (err == EPIPE && !was_pending) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return n < 0 ? -err : n;
-}
-
-ssize_t mp__writev_nb(int fd, int sock, const struct iovec *iov, int iovcnt)
-{
-    return sock ? sock_writev(fd, iov, iovcnt) : pipe_writev(fd, iov, iovcnt);
-}
-
-int mp__shutdown_wr(int fd, int sock)
-{
-    if (sock)
-        return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
-    /* A pipe has no shutdown: put /dev/null in place of the write end, so
-       the descriptor number stays valid until its owner closes it. */
-    int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (nul < 0)
+    int v;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &l) < 0)
         return -errno;
-    int r = dup3(nul, fd, O_CLOEXEC) < 0 ? -errno : 0;
-    close(nul);
-    return r;
+    return v;
+}
+
+ssize_t mp__sock_grow_sndbuf(int fd, size_t want)
+{
+    ssize_t cur = sndbuf_get(fd);
+    if (cur < 0 || (size_t)cur >= want)
+        return cur;
+    /* The kernel doubles what it is given (its bookkeeping) and clamps
+       it to net.core.wmem_max; asking half keeps the doubled size near
+       want. Only ever grown: cur is at least the default here. */
+    size_t half = want / 2 + 1;
+    int v = half > (size_t)0x3fffffff ? 0x3fffffff : (int)half;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) < 0)
+        return -errno;
+    return sndbuf_get(fd);
+}
+
+int mp__shutdown_wr(int fd)
+{
+    return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
 }
 
 /* ppoll until something is ready or deadline_ns passes (UINT64_MAX:
@@ -123,6 +104,13 @@ static int poll_until(struct pollfd *p, nfds_t n, uint64_t deadline_ns)
         if (errno != EINTR)
             return -errno;
     }
+}
+
+int mp__sock_poll_in(int fd, uint64_t deadline_ns)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll_until(&p, 1, deadline_ns);
+    return r > 0 ? 1 : r;
 }
 
 int mp__poll_out(int fd, uint64_t deadline_ns)
