@@ -44,7 +44,7 @@ bench:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMP_TESTS=OFF \
 	    -DMP_WERROR=$(WERROR)
 	cmake --build build-bench -j $(JOBS)
-	python3 bench/run.py build-bench --csv build-bench/bench.csv
+	python3 bench/run.py build-bench --shared --csv build-bench/bench.csv
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

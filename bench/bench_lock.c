@@ -1,7 +1,8 @@
 /* bench_lock.c - Lock throughput: uncontended acquire+release in one
    process, and two processes doing lock+increment+unlock on one counter;
    "raw" is a robust process-shared pthread mutex in the same memory.
-   Usage: bench_lock multiproc|raw [million-ops] */
+   Usage: bench_lock multiproc|raw [million-ops [figure-prefix]] (only the
+   figures whose names start with the prefix). */
 #include "bench_util.h"
 
 #include <multiproc.h>
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
         return 1;
     const char *impl = argc > 1 ? argv[1] : "multiproc";
     long n = (long)((argc > 2 ? atof(argv[2]) : 20) * 1e6);
+    bench_select(argc > 3 ? argv[3] : NULL);
     struct shared *s = mp_shared_alloc(sizeof *s);
     s->raw = strcmp(impl, "raw") == 0;
     if (s->raw) {
@@ -105,11 +107,16 @@ int main(int argc, char **argv)
         return 1;
     }
     double v[5];
-    for (int i = 0; i < 5; i++)
-        v[i] = uncontended(s, n / 5);
-    bench_report("lock.uncontended", impl, bench_median(v, 5), "Mops/s");
-    for (int i = 0; i < 5; i++)
-        v[i] = contended(s, n / 10);
-    bench_report("lock.contended_2proc", impl, bench_median(v, 5), "Mops/s");
+    if (bench_want("lock.uncontended")) {
+        for (int i = 0; i < 5; i++)
+            v[i] = uncontended(s, n / 5);
+        bench_report("lock.uncontended", impl, bench_median(v, 5), "Mops/s");
+    }
+    if (bench_want("lock.contended_2proc")) {
+        for (int i = 0; i < 5; i++)
+            v[i] = contended(s, n / 10);
+        bench_report("lock.contended_2proc", impl, bench_median(v, 5),
+                     "Mops/s");
+    }
     return 0;
 }

@@ -1,7 +1,8 @@
 /* bench_process.c - start+join of a no-op process under each start method,
    and from a parent with 1 GiB of touched heap; "raw" runs the plain
-   Linux calls (fork+waitpid, posix_spawn+waitpid) for comparison.
-   Usage: bench_process multiproc|raw [runs] */
+   Linux calls (fork, vfork, posix_spawn, each + waitpid) for comparison.
+   Usage: bench_process multiproc|raw [runs [figure-prefix]] (only the
+   figures whose names start with the prefix). */
 #include "bench_util.h"
 
 #include <multiproc.h>
@@ -59,43 +60,90 @@ static double raw_spawn_once(void)
     return bench_now() - t0;
 }
 
-/* The median in ms of runs calls of one way of starting, after warm-up. */
-static double median_ms(int runs, double (*once)(int), int arg)
+static double raw_vfork_once(void)
+{
+    double t0 = bench_now();
+    pid_t pid = vfork();
+    if (pid == 0)
+        _exit(0);
+    waitpid(pid, NULL, 0);
+    return bench_now() - t0;
+}
+
+static double mp_fork(void)
+{
+    return mp_once(MP_START_FORK);
+}
+
+static double mp_spawn(void)
+{
+    return mp_once(MP_START_SPAWN);
+}
+
+static double mp_forkserver(void)
+{
+    return mp_once(MP_START_FORKSERVER);
+}
+
+/* figure - one line of output: its name, one start+join, and how. */
+struct figure {
+    const char *name;
+    double (*once)(void);
+    int flags;
+};
+
+enum {
+    BIG = 1, /* from a parent with 1 GiB of touched heap */
+    FEW = 2  /* slow: runs / 5 + 1 runs */
+};
+
+/* In order; the BIG ones last (the heap is touched once and kept). A new
+   figure, such as another start of the library, is one more line. */
+static const struct figure mp_figures[] = {
+    {"process.start_join.fork", mp_fork, 0},
+    {"process.start_join.spawn", mp_spawn, 0},
+    {"process.start_join.forkserver", mp_forkserver, 0},
+    {"process.start_join.forkserver_1g", mp_forkserver, BIG},
+    {"process.start_join.fork_1g", mp_fork, BIG | FEW},
+};
+
+/* The raw Linux calls: fork, posix_spawn of this program, and vfork (the
+   floor of "a new process runs": no copy of the page tables). */
+static const struct figure raw_figures[] = {
+    {"process.start_join.fork", raw_fork_once, 0},
+    {"process.start_join.spawn", raw_spawn_once, 0},
+    {"process.start_join.vfork", raw_vfork_once, 0},
+    {"process.start_join.fork_1g", raw_fork_once, BIG | FEW},
+};
+
+/* The median in ms of runs calls of once, after 3 warm-ups. */
+static double median_ms(int runs, double (*once)(void))
 {
     double *v = malloc(sizeof(double) * (size_t)runs);
     for (int i = 0; i < 3; i++)
-        once(arg);
+        once();
     for (int i = 0; i < runs; i++)
-        v[i] = once(arg) * 1e3;
+        v[i] = once() * 1e3;
     double m = bench_median(v, (size_t)runs);
     free(v);
     return m;
 }
 
-static double mp_fork(int a)
+static void run(const struct figure *f, size_t n, const char *impl, int runs)
 {
-    (void)a;
-    return mp_once(MP_START_FORK);
-}
-static double mp_spawn(int a)
-{
-    (void)a;
-    return mp_once(MP_START_SPAWN);
-}
-static double mp_fs(int a)
-{
-    (void)a;
-    return mp_once(MP_START_FORKSERVER);
-}
-static double raw_fork(int a)
-{
-    (void)a;
-    return raw_fork_once();
-}
-static double raw_spawn(int a)
-{
-    (void)a;
-    return raw_spawn_once();
+    char *big = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!bench_want(f[i].name))
+            continue;
+        if ((f[i].flags & BIG) && big == NULL &&
+            (big = bench_touch((size_t)1 << 30)) == NULL) {
+            fprintf(stderr, "bench_process: no memory for 1 GiB\n");
+            exit(1);
+        }
+        int r = f[i].flags & FEW ? runs / 5 + 1 : runs;
+        bench_report(f[i].name, impl, median_ms(r, f[i].once), "ms");
+    }
+    free(big);
 }
 
 int main(int argc, char **argv)
@@ -106,29 +154,11 @@ int main(int argc, char **argv)
         return 1;
     const char *impl = argc > 1 ? argv[1] : "multiproc";
     int runs = argc > 2 ? atoi(argv[2]) : 50;
+    bench_select(argc > 3 ? argv[3] : NULL);
     self_path = argv[0];
-    if (strcmp(impl, "raw") == 0) {
-        bench_report("process.start_join.fork", "raw",
-                     median_ms(runs, raw_fork, 0), "ms");
-        bench_report("process.start_join.spawn", "raw",
-                     median_ms(runs, raw_spawn, 0), "ms");
-        char *big = bench_touch((size_t)1 << 30);
-        bench_report("process.start_join.fork_1g", "raw",
-                     median_ms(runs / 5 + 1, raw_fork, 0), "ms");
-        free(big);
-        return 0;
-    }
-    bench_report("process.start_join.fork", "multiproc",
-                 median_ms(runs, mp_fork, 0), "ms");
-    bench_report("process.start_join.spawn", "multiproc",
-                 median_ms(runs, mp_spawn, 0), "ms");
-    bench_report("process.start_join.forkserver", "multiproc",
-                 median_ms(runs, mp_fs, 0), "ms");
-    char *big = bench_touch((size_t)1 << 30);
-    bench_report("process.start_join.forkserver_1g", "multiproc",
-                 median_ms(runs, mp_fs, 0), "ms");
-    bench_report("process.start_join.fork_1g", "multiproc",
-                 median_ms(runs / 5 + 1, mp_fork, 0), "ms");
-    free(big);
+    if (strcmp(impl, "raw") == 0)
+        run(raw_figures, sizeof raw_figures / sizeof *raw_figures, impl, runs);
+    else
+        run(mp_figures, sizeof mp_figures / sizeof *mp_figures, impl, runs);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* bench_queue.c - queue throughput and latency between processes: 8-byte
    messages 1->1 and 2->2, 64 KiB messages, and the round trip over two
    queues; "raw" does the same over pipes (write/read, one message per
-   system call). Usage: bench_queue multiproc|raw [scale] */
+   system call). Usage: bench_queue multiproc|raw [scale [figure-prefix]]
+   (only the figures whose names start with the prefix). */
 #include "bench_util.h"
 
 #include <multiproc.h>
@@ -29,37 +30,13 @@ static char *buffer(size_t n)
     return b;
 }
 
-static int read_full(int fd, void *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, (char *)buf + got, n - got);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n)
-{
-    size_t put = 0;
-    while (put < n) {
-        ssize_t r = write(fd, (const char *)buf + put, n - put);
-        if (r <= 0)
-            return -1;
-        put += (size_t)r;
-    }
-    return 0;
-}
-
 static int producer(void *arg)
 {
     struct job *j = arg;
     char *b = buffer(j->size);
     for (long i = 0; i < j->count; i++) {
         memcpy(b, &i, sizeof i);
-        if (j->raw ? write_full(j->fd, b, j->size)
+        if (j->raw ? bench_write_full(j->fd, b, j->size)
                    : mp_queue_put(j->q, b, j->size, MP_FOREVER))
             return 1;
     }
@@ -73,7 +50,7 @@ static int consumer(void *arg)
     char *b = buffer(j->size);
     long sum = 0;
     for (long i = 0; i < j->count; i++) {
-        if (j->raw ? read_full(j->fd, b, j->size)
+        if (j->raw ? bench_read_full(j->fd, b, j->size)
                    : mp_queue_get(j->q, b, j->size, MP_FOREVER) < 0)
             return 1;
         long v;
@@ -156,7 +133,8 @@ static int echo(void *arg)
     char b[8];
     for (long i = 0; i < j->count; i++) {
         if (j->raw) {
-            if (read_full(j->fd, b, 8) || write_full(j->back_fd, b, 8))
+            if (bench_read_full(j->fd, b, 8) ||
+                bench_write_full(j->back_fd, b, 8))
                 return 1;
         } else if (mp_queue_get(j->q, b, 8, MP_FOREVER) != 8 ||
                    mp_queue_put(j->back, b, 8, MP_FOREVER) != 0) {
@@ -188,7 +166,7 @@ static double round_trip(int raw, long n)
     for (long i = 0; i < n; i++) {
         double t0 = bench_now();
         if (raw) {
-            if (write_full(a[1], m, 8) || read_full(b[0], m, 8))
+            if (bench_write_full(a[1], m, 8) || bench_read_full(b[0], m, 8))
                 exit(1);
         } else if (mp_queue_put(j->q, m, 8, MP_FOREVER) != 0 ||
                    mp_queue_get(j->back, m, 8, MP_FOREVER) != 8) {
@@ -218,20 +196,28 @@ int main(int argc, char **argv)
         return 1;
     const char *impl = argc > 1 ? argv[1] : "multiproc";
     double scale = argc > 2 ? atof(argv[2]) : 1;
+    bench_select(argc > 3 ? argv[3] : NULL);
     int raw = strcmp(impl, "raw") == 0;
     long n8 = (long)(scale * (raw ? 2e6 : 20e6));
     double v[3];
-    for (int i = 0; i < 3; i++)
-        v[i] = flow(raw, 1, 1, n8, 8) / 1e6;
-    bench_report("queue.1to1_8B", impl, bench_median(v, 3), "Mmsg/s");
-    for (int i = 0; i < 3; i++)
-        v[i] = flow(raw, 2, 2, n8, 8) / 1e6;
-    bench_report("queue.2to2_8B", impl, bench_median(v, 3), "Mmsg/s");
+    if (bench_want("queue.1to1_8B")) {
+        for (int i = 0; i < 3; i++)
+            v[i] = flow(raw, 1, 1, n8, 8) / 1e6;
+        bench_report("queue.1to1_8B", impl, bench_median(v, 3), "Mmsg/s");
+    }
+    if (bench_want("queue.2to2_8B")) {
+        for (int i = 0; i < 3; i++)
+            v[i] = flow(raw, 2, 2, n8, 8) / 1e6;
+        bench_report("queue.2to2_8B", impl, bench_median(v, 3), "Mmsg/s");
+    }
     long n64 = (long)(scale * 40000);
-    for (int i = 0; i < 3; i++)
-        v[i] = flow(raw, 1, 1, n64, 65536) * 65536 / 1e9;
-    bench_report("queue.1to1_64KiB", impl, bench_median(v, 3), "GB/s");
-    bench_report("queue.round_trip", impl,
-                 round_trip(raw, (long)(scale * 100000)), "us");
+    if (bench_want("queue.1to1_64KiB")) {
+        for (int i = 0; i < 3; i++)
+            v[i] = flow(raw, 1, 1, n64, 65536) * 65536 / 1e9;
+        bench_report("queue.1to1_64KiB", impl, bench_median(v, 3), "GB/s");
+    }
+    if (bench_want("queue.round_trip"))
+        bench_report("queue.round_trip", impl,
+                     round_trip(raw, (long)(scale * 100000)), "us");
     return 0;
 }

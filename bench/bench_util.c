@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 double bench_now(void)
 {
@@ -40,4 +41,40 @@ char *bench_touch(size_t n)
     if (p != NULL)
         memset(p, 1, n);
     return p;
+}
+
+static const char *selected;
+
+void bench_select(const char *prefix)
+{
+    selected = prefix != NULL && prefix[0] != '\0' ? prefix : NULL;
+}
+
+int bench_want(const char *name)
+{
+    return selected == NULL || strncmp(name, selected, strlen(selected)) == 0;
+}
+
+int bench_read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int bench_write_full(int fd, const void *buf, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t r = write(fd, (const char *)buf + put, n - put);
+        if (r <= 0)
+            return -1;
+        put += (size_t)r;
+    }
+    return 0;
 }

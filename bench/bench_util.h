@@ -18,4 +18,17 @@ void bench_report(const char *name, const char *impl, double value,
 /* bench_touch - n bytes of heap, every page written (a big parent). */
 char *bench_touch(size_t n);
 
+/* bench_select - measure only the figures whose names start with prefix
+   (NULL or "": all); run.py's shared pass uses it to pick the round
+   trips. */
+void bench_select(const char *prefix);
+
+/* bench_want - whether the figure name was selected. */
+int bench_want(const char *name);
+
+/* bench_read_full, bench_write_full - n bytes from (to) fd, looping over
+   short reads and writes; 0, or -1 on an error or end of file. */
+int bench_read_full(int fd, void *buf, size_t n);
+int bench_write_full(int fd, const void *buf, size_t n);
+
 #endif

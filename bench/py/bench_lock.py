@@ -1,7 +1,7 @@
 """bench_lock.py - Python's multiprocessing.Lock: uncontended
 acquire+release, and two processes doing lock+increment+unlock on a
 shared counter. Prints the lines of bench/run.py.
-Usage: python3 bench_lock.py [million-ops]"""
+Usage: python3 bench_lock.py [million-ops [figure-prefix]]"""
 import multiprocessing as mp
 import statistics
 import sys
@@ -45,12 +45,15 @@ def report(name, value, unit="Mops/s"):
 
 def main():
     n = int(float(sys.argv[1]) * 1e6) if len(sys.argv) > 1 else 2_000_000
+    only = sys.argv[2] if len(sys.argv) > 2 else ""
     ctx = mp.get_context("fork")
     lock = ctx.Lock()
-    report("lock.uncontended",
-           statistics.median(uncontended(lock, n // 5) for _ in range(5)))
-    report("lock.contended_2proc",
-           statistics.median(contended(ctx, n // 10) for _ in range(5)))
+    if "lock.uncontended".startswith(only):
+        report("lock.uncontended",
+               statistics.median(uncontended(lock, n // 5) for _ in range(5)))
+    if "lock.contended_2proc".startswith(only):
+        report("lock.contended_2proc",
+               statistics.median(contended(ctx, n // 10) for _ in range(5)))
 
 
 if __name__ == "__main__":

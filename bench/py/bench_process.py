@@ -1,6 +1,7 @@
 """bench_process.py - Python's multiprocessing: start+join of a no-op
 Process under each start method, and forkserver from a 1 GiB parent.
-Prints the lines of bench/run.py. Usage: python3 bench_process.py [runs]"""
+Prints the lines of bench/run.py.
+Usage: python3 bench_process.py [runs [figure-prefix]]"""
 import multiprocessing as mp
 import statistics
 import sys
@@ -32,17 +33,21 @@ def report(name, value, unit="ms"):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    report("process.start_join.fork", median_ms(mp.get_context("fork"), runs))
-    report("process.start_join.spawn",
-           median_ms(mp.get_context("spawn"), max(5, runs // 5)))
-    report("process.start_join.forkserver",
-           median_ms(mp.get_context("forkserver"), runs))
-    big = bytearray(1 << 30)  # zero-filled by Python: every page touched
-    big[::4096] = b"\1" * len(big[::4096])
-    report("process.start_join.forkserver_1g",
-           median_ms(mp.get_context("forkserver"), runs))
-    report("process.start_join.fork_1g",
-           median_ms(mp.get_context("fork"), max(5, runs // 5)))
+    only = sys.argv[2] if len(sys.argv) > 2 else ""
+    few = max(5, runs // 5)
+    big = None
+    for name, method, n, in_big in (
+            ("process.start_join.fork", "fork", runs, False),
+            ("process.start_join.spawn", "spawn", few, False),
+            ("process.start_join.forkserver", "forkserver", runs, False),
+            ("process.start_join.forkserver_1g", "forkserver", runs, True),
+            ("process.start_join.fork_1g", "fork", few, True)):
+        if not name.startswith(only):
+            continue
+        if in_big and big is None:
+            big = bytearray(1 << 30)  # zero-filled by Python: pages touched
+            big[::4096] = b"\1" * len(big[::4096])
+        report(name, median_ms(mp.get_context(method), n))
     del big
 
 

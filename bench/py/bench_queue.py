@@ -1,7 +1,7 @@
 """bench_queue.py - Python's multiprocessing Queue, SimpleQueue and Pipe:
 8-byte messages 1->1 and 2->2, 64 KiB messages, and the round trip over
 two queues (and over a duplex Pipe). Prints the lines of bench/run.py.
-Usage: python3 bench_queue.py [scale]"""
+Usage: python3 bench_queue.py [scale [figure-prefix]]"""
 import multiprocessing as mp
 import statistics
 import sys
@@ -94,25 +94,31 @@ def report(name, value, unit, impl="python"):
 
 def main():
     scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    only = sys.argv[2] if len(sys.argv) > 2 else ""
     ctx = mp.get_context("fork")
     n8 = int(200_000 * scale)
-    med = lambda f: statistics.median(f() for _ in range(3))
-    report("queue.1to1_8B",
-           med(lambda: flow(ctx, "queue", 1, 1, n8, MSG8)) / 1e6, "Mmsg/s")
-    report("queue.2to2_8B",
-           med(lambda: flow(ctx, "queue", 2, 2, n8, MSG8)) / 1e6, "Mmsg/s")
     n64 = int(20_000 * scale)
-    report("queue.1to1_64KiB",
-           med(lambda: flow(ctx, "queue", 1, 1, n64, MSG64K)) * 65536 / 1e9,
-           "GB/s")
-    report("queue.round_trip", round_trip(ctx, int(20_000 * scale)), "us")
-    # The other Python channels, as extra lines.
-    report("queue.simplequeue_1to1_8B",
-           med(lambda: flow(ctx, "simple", 1, 1, n8, MSG8)) / 1e6, "Mmsg/s")
-    report("queue.pipe_1to1_8B", med(lambda: pipe_flow(ctx, n8, MSG8)) / 1e6,
-           "Mmsg/s")
-    report("queue.pipe_round_trip", pipe_round_trip(ctx, int(20_000 * scale)),
-           "us")
+    nrt = int(20_000 * scale)
+    med = lambda f: statistics.median(f() for _ in range(3))
+    figures = [
+        ("queue.1to1_8B", "Mmsg/s",
+         lambda: med(lambda: flow(ctx, "queue", 1, 1, n8, MSG8)) / 1e6),
+        ("queue.2to2_8B", "Mmsg/s",
+         lambda: med(lambda: flow(ctx, "queue", 2, 2, n8, MSG8)) / 1e6),
+        ("queue.1to1_64KiB", "GB/s",
+         lambda: med(lambda: flow(ctx, "queue", 1, 1, n64, MSG64K))
+         * 65536 / 1e9),
+        ("queue.round_trip", "us", lambda: round_trip(ctx, nrt)),
+        # The other Python channels, as extra lines.
+        ("queue.simplequeue_1to1_8B", "Mmsg/s",
+         lambda: med(lambda: flow(ctx, "simple", 1, 1, n8, MSG8)) / 1e6),
+        ("queue.pipe_1to1_8B", "Mmsg/s",
+         lambda: med(lambda: pipe_flow(ctx, n8, MSG8)) / 1e6),
+        ("queue.pipe_round_trip", "us", lambda: pipe_round_trip(ctx, nrt)),
+    ]
+    for name, unit, measure in figures:
+        if name.startswith(only):
+            report(name, measure(), unit)
 
 
 if __name__ == "__main__":
