@@ -735,9 +735,10 @@ MP_API void mp_queue_free(mp_queue *q);
 
 /* ------------------------------------------------------------------------
    Pipes and connections: Python's Pipe(duplex) and Connection, carrying
-   byte messages over a socket pair (duplex) or a pipe (one-way). A
-   connection is a per-process object around a file descriptor: fork
-   children inherit it; use a queue to reach spawn and forkserver children.
+   byte messages over an AF_UNIX stream socket pair (a one-way pipe never
+   sends on its receiving end). A connection is a per-process object
+   around a file descriptor: fork children inherit it; use a queue to
+   reach spawn and forkserver children.
    ------------------------------------------------------------------------ */
 
 /* mp_conn - one end of a pipe.
@@ -794,7 +795,9 @@ MP_API ssize_t mp_conn_recv_alloc(mp_conn *c, void **out, double timeout);
 MP_API int mp_conn_poll(const mp_conn *c, double timeout);
 
 /* mp_conn_fileno - the descriptor to poll(2) or give to mp_wait;
-   MP_EINVAL for NULL. (After mp_conn_close, c is gone.) */
+   MP_EINVAL for NULL. It is blocking (each call chooses whether to
+   wait): read and write it only through the mp_conn_ calls. (After
+   mp_conn_close, c is gone.) */
 MP_API int mp_conn_fileno(const mp_conn *c);
 
 /* mp_conn_close - close this end and free c (NULL: no-op). The peer
