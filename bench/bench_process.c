@@ -1,7 +1,8 @@
 /* bench_process.c - start+join of a no-op process under each start method,
    and from a parent with 1 GiB of touched heap; "raw" runs the plain
    Linux calls (fork, vfork, posix_spawn, each + waitpid) for comparison.
-   Usage: bench_process multiproc|raw [runs [figure-prefix]] (only the
+   Usage: bench_process multiproc|warm|raw [runs [figure-prefix]] (warm:
+   forkserver_spares = 4, the warm start; a prefix selects only the
    figures whose names start with the prefix). */
 #include "bench_util.h"
 
@@ -85,6 +86,24 @@ static double mp_forkserver(void)
     return mp_once(MP_START_FORKSERVER);
 }
 
+/* A warm start (mp_config.forkserver_spares > 0): the start call alone,
+   then the join; start+join is mp_forkserver's in a warm run. */
+static double mp_warm_start(void)
+{
+    mp_process *p;
+    mp_process_opts o = {.start = MP_START_FORKSERVER};
+    if (mp_process_new(&p, noop, NULL, &o) != 0)
+        exit(1);
+    double t0 = bench_now();
+    if (mp_process_start(p) != 0)
+        exit(1);
+    double t = bench_now() - t0;
+    if (mp_process_join(p, MP_FOREVER) != 0)
+        exit(1);
+    mp_process_free(p);
+    return t;
+}
+
 /* figure - one line of output: its name, one start+join, and how. */
 struct figure {
     const char *name;
@@ -105,6 +124,12 @@ static const struct figure mp_figures[] = {
     {"process.start_join.forkserver", mp_forkserver, 0},
     {"process.start_join.forkserver_1g", mp_forkserver, BIG},
     {"process.start_join.fork_1g", mp_fork, BIG | FEW},
+};
+
+/* The same process run as "warm": four forkserver children lent ahead. */
+static const struct figure warm_figures[] = {
+    {"process.start_join.warm", mp_forkserver, 0},
+    {"process.start_call.warm", mp_warm_start, 0},
 };
 
 /* The raw Linux calls: fork, posix_spawn of this program, and vfork (the
@@ -150,14 +175,19 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--exit") == 0)
         return 0; /* the raw spawn child: exec, then exit at once */
-    if (mp_init(&argc, &argv, NULL) != 0)
-        return 1;
     const char *impl = argc > 1 ? argv[1] : "multiproc";
+    int warm = strcmp(impl, "warm") == 0;
+    mp_config cfg = {.forkserver_spares = warm ? 4 : 0};
+    if (mp_init(&argc, &argv, &cfg) != 0)
+        return 1;
     int runs = argc > 2 ? atoi(argv[2]) : 50;
     bench_select(argc > 3 ? argv[3] : NULL);
     self_path = argv[0];
     if (strcmp(impl, "raw") == 0)
         run(raw_figures, sizeof raw_figures / sizeof *raw_figures, impl, runs);
+    else if (warm)
+        run(warm_figures, sizeof warm_figures / sizeof *warm_figures,
+            "multiproc", runs);
     else
         run(mp_figures, sizeof mp_figures / sizeof *mp_figures, impl, runs);
     return 0;

@@ -44,6 +44,7 @@ def suites(build):
     return [
         ("process", [
             ("multiproc", c("bench_process", "multiproc")),
+            ("multiproc", c("bench_process", "warm")),
             ("python", py("bench_process.py")),
             ("raw", c("bench_process", "raw")),
         ], None),
@@ -101,6 +102,7 @@ LEGEND = """\
 # channels.
 RAW_OF = {
     "process.start_join.forkserver": "process.start_join.fork",
+    "process.start_join.warm": "process.start_join.vfork",
     "process.start_join.forkserver_1g": "process.start_join.fork",
     "conn.round_trip_8B.duplex": "conn.round_trip_8B",
     "conn.round_trip_8B.oneway": "conn.round_trip_8B",
