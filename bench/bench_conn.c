@@ -247,27 +247,6 @@ static int child(void *arg)
     return 0;
 }
 
-static mp_process *start(struct job *j)
-{
-    mp_process *p;
-    mp_process_opts o = {.start = MP_START_FORK};
-    if (mp_process_new(&p, child, j, &o) != 0 || mp_process_start(p) != 0)
-        fail("start");
-    return p;
-}
-
-static void finish(mp_process *p)
-{
-    int code = -1;
-    mp_process_join(p, MP_FOREVER);
-    mp_process_exitcode(p, &code);
-    mp_process_free(p);
-    if (code != 0) {
-        fprintf(stderr, "bench_conn: the child failed\n");
-        exit(1);
-    }
-}
-
 /* Median round trip of n 8-byte messages, in microseconds. */
 static double round_trip(enum kind kind, long n)
 {
@@ -275,7 +254,7 @@ static double round_trip(enum kind kind, long n)
     chan_open(&c, kind, 8);
     struct job *j = mp_shared_alloc(sizeof *j);
     *j = (struct job){.c = &c, .count = n, .size = 8};
-    mp_process *p = start(j);
+    mp_process *p = bench_start(child, j);
     double *v = malloc(sizeof(double) * (size_t)n);
     char *m = buffer(&c, 8);
     for (long i = 0; i < n; i++) {
@@ -291,7 +270,7 @@ static double round_trip(enum kind kind, long n)
             exit(1);
         }
     }
-    finish(p);
+    bench_finish(p, "bench_conn");
     double med = bench_median(v, (size_t)n);
     free(v);
     free(m);
@@ -308,7 +287,7 @@ static double throughput(enum kind kind, long n, size_t size)
     chan_open(&c, kind, size);
     struct job *j = mp_shared_alloc(sizeof *j);
     *j = (struct job){.c = &c, .count = n, .size = size, .ack = 1};
-    mp_process *p = start(j);
+    mp_process *p = bench_start(child, j);
     char *m = buffer(&c, size);
     memset(m, 1, size);
     double t0 = bench_now();
@@ -318,7 +297,7 @@ static double throughput(enum kind kind, long n, size_t size)
     if (chan_recv(&c, 1, m, 8) != 0)
         fail("ack");
     double t = bench_now() - t0;
-    finish(p);
+    bench_finish(p, "bench_conn");
     free(m);
     mp_shared_free(j);
     chan_close(&c);
@@ -345,11 +324,8 @@ static void figure(const char *name, const char *impl, enum kind kind,
 
 int main(int argc, char **argv)
 {
-    if (mp_init(&argc, &argv, NULL) != 0)
-        return 1;
-    const char *impl = argc > 1 ? argv[1] : "multiproc";
-    double scale = argc > 2 ? atof(argv[2]) : 1;
-    bench_select(argc > 3 ? argv[3] : NULL);
+    double scale;
+    const char *impl = bench_init(&argc, &argv, 1, &scale);
     if (strcmp(impl, "raw") == 0) {
         /* One figure name per measure; the kernel channel is the impl. */
         const char *rt = "conn.round_trip_8B", *tp = "conn.throughput_64KiB";

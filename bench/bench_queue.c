@@ -62,27 +62,6 @@ static int consumer(void *arg)
     return 0;
 }
 
-static mp_process *start(mp_target_fn fn, struct job *j)
-{
-    mp_process *p;
-    mp_process_opts o = {.start = MP_START_FORK};
-    if (mp_process_new(&p, fn, j, &o) != 0 || mp_process_start(p) != 0)
-        exit(1);
-    return p;
-}
-
-static void finish(mp_process *p)
-{
-    int code = -1;
-    mp_process_join(p, MP_FOREVER);
-    mp_process_exitcode(p, &code);
-    mp_process_free(p);
-    if (code != 0) {
-        fprintf(stderr, "bench_queue: a worker failed\n");
-        exit(1);
-    }
-}
-
 /* np producers and nc consumers move count messages of size bytes in
    all; returns messages per second. */
 static double flow(int raw, int np, int nc, long count, size_t size)
@@ -104,16 +83,16 @@ static double flow(int raw, int np, int nc, long count, size_t size)
     int n = 0;
     j->count = count / nc;
     for (int i = 0; i < nc; i++)
-        ps[n++] = start(consumer, j);
+        ps[n++] = bench_start(consumer, j);
     struct job *pj = mp_shared_alloc(sizeof *pj);
     *pj = *j;
     pj->fd = fds[1];
     pj->count = count / np;
     double t0 = bench_now();
     for (int i = 0; i < np; i++)
-        ps[n++] = start(producer, pj);
+        ps[n++] = bench_start(producer, pj);
     for (int i = 0; i < n; i++)
-        finish(ps[i]);
+        bench_finish(ps[i], "bench_queue");
     double t = bench_now() - t0;
     if (raw) {
         close(fds[0]);
@@ -160,7 +139,7 @@ static double round_trip(int raw, long n)
                mp_queue_new(&j->back, NULL) != 0) {
         exit(1);
     }
-    mp_process *p = start(echo, j);
+    mp_process *p = bench_start(echo, j);
     double *v = malloc(sizeof(double) * (size_t)n);
     char m[8] = {0};
     for (long i = 0; i < n; i++) {
@@ -174,7 +153,7 @@ static double round_trip(int raw, long n)
         }
         v[i] = (bench_now() - t0) * 1e6;
     }
-    finish(p);
+    bench_finish(p, "bench_queue");
     double med = bench_median(v, (size_t)n);
     free(v);
     if (raw) {
@@ -192,11 +171,8 @@ static double round_trip(int raw, long n)
 
 int main(int argc, char **argv)
 {
-    if (mp_init(&argc, &argv, NULL) != 0)
-        return 1;
-    const char *impl = argc > 1 ? argv[1] : "multiproc";
-    double scale = argc > 2 ? atof(argv[2]) : 1;
-    bench_select(argc > 3 ? argv[3] : NULL);
+    double scale;
+    const char *impl = bench_init(&argc, &argv, 1, &scale);
     int raw = strcmp(impl, "raw") == 0;
     long n8 = (long)(scale * (raw ? 2e6 : 20e6));
     double v[3];

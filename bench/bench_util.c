@@ -1,6 +1,8 @@
 /* bench_util.c - timing, medians and output lines for the benchmarks. */
 #include "bench_util.h"
 
+#include <multiproc.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,4 +79,40 @@ int bench_write_full(int fd, const void *buf, size_t n)
         put += (size_t)r;
     }
     return 0;
+}
+
+struct mp_process *bench_start(int (*fn)(void *), void *arg)
+{
+    mp_process *p;
+    mp_process_opts o = {.start = MP_START_FORK};
+    if (mp_process_new(&p, fn, arg, &o) != 0 || mp_process_start(p) != 0) {
+        fprintf(stderr, "bench: cannot start a child\n");
+        exit(1);
+    }
+    return p;
+}
+
+void bench_finish(struct mp_process *p, const char *who)
+{
+    int code = -1;
+    mp_process_join(p, MP_FOREVER);
+    mp_process_exitcode(p, &code);
+    mp_process_free(p);
+    if (code != 0) {
+        fprintf(stderr, "%s: a child failed\n", who);
+        exit(1);
+    }
+}
+
+const char *bench_init(int *argc, char ***argv, double dflt, double *scale)
+{
+    if (mp_init(argc, argv, NULL) != 0) {
+        fprintf(stderr, "bench: mp_init failed\n");
+        exit(1);
+    }
+    int n = *argc;
+    char **v = *argv;
+    *scale = n > 2 ? atof(v[2]) : dflt;
+    bench_select(n > 3 ? v[3] : NULL);
+    return n > 1 ? v[1] : "multiproc";
 }

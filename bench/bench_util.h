@@ -15,6 +15,21 @@ double bench_median(double *v, size_t n);
 void bench_report(const char *name, const char *impl, double value,
                   const char *unit);
 
+/* bench_init - mp_init, then the arguments every benchmark program takes:
+   returns the impl (argv[1], default "multiproc"), sets *scale (argv[2],
+   default dflt) and selects the figures named by argv[3] (bench_select).
+   Exits the program when mp_init fails. */
+const char *bench_init(int *argc, char ***argv, double dflt, double *scale);
+
+/* bench_start - a fork child running fn(arg), started; exits the program
+   on failure. */
+struct mp_process;
+struct mp_process *bench_start(int (*fn)(void *), void *arg);
+
+/* bench_finish - join p and free it; exits the program with a message
+   naming who when the child did not return 0. */
+void bench_finish(struct mp_process *p, const char *who);
+
 /* bench_touch - n bytes of heap, every page written (a big parent). */
 char *bench_touch(size_t n);
 

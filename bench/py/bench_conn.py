@@ -8,6 +8,8 @@ import statistics
 import sys
 import time
 
+from timing import round_trip_us
+
 MSG8 = b"\1" * 8
 MSG64K = b"\1" * 65536
 
@@ -35,16 +37,12 @@ def take(recv, send, n):
 
 def round_trip(ctx, duplex, n):
     send, recv, c_recv, c_send = pipes(ctx, duplex)
-    p = ctx.Process(target=echo, args=(c_recv, c_send, n))
-    p.start()
-    v = []
-    for _ in range(n):
-        t0 = time.perf_counter()
+
+    def step():
         send.send_bytes(MSG8)
         recv.recv_bytes()
-        v.append((time.perf_counter() - t0) * 1e6)
-    p.join()
-    return statistics.median(v)
+
+    return round_trip_us(ctx, echo, (c_recv, c_send, n), step, n)
 
 
 def throughput(ctx, duplex, n):

@@ -7,6 +7,8 @@ import statistics
 import sys
 import time
 
+from timing import round_trip_us
+
 MSG8 = b"\1" * 8
 MSG64K = b"\1" * 65536
 
@@ -56,16 +58,12 @@ def echo(q, back, n):
 
 def round_trip(ctx, n):
     q, back = ctx.Queue(), ctx.Queue()
-    p = ctx.Process(target=echo, args=(q, back, n))
-    p.start()
-    v = []
-    for _ in range(n):
-        t0 = time.perf_counter()
+
+    def step():
         q.put(MSG8)
         back.get()
-        v.append((time.perf_counter() - t0) * 1e6)
-    p.join()
-    return statistics.median(v)
+
+    return round_trip_us(ctx, echo, (q, back, n), step, n)
 
 
 def pipe_echo(c, n):
