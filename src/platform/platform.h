@@ -286,8 +286,10 @@ int mp__ended_fd(void);
 int mp__set_pdeathsig(int sig);
 
 /* mp__lifeline_private - a new open file description (close-on-exec,
-   non-blocking) of the pipe whose read end is rfd, through /proc: what a
-   child arms. Returns the descriptor or a negative errno. */
+   non-blocking) of the pipe whose read end is rfd, through /proc, set to
+   raise SIGKILL at the hang-up for an owner still to be named: what a
+   child arms (mp__arm_lifeline). Returns the descriptor or a negative
+   errno. */
 int mp__lifeline_private(int rfd);
 
 /* mp__arm_lifeline - make this process receive SIGKILL when every write

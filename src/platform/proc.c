@@ -165,16 +165,26 @@ int mp__set_pdeathsig(int sig)
 
 int mp__lifeline_private(int rfd)
 {
-    return mp__reopen_fd(rfd, O_RDONLY | O_NONBLOCK);
+    int fd = mp__reopen_fd(rfd, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    /* The last writer's close makes the pipe raise "SIGIO" for its
+       asynchronous readers; F_SETSIG turns that signal into SIGKILL. Set
+       here, by whoever makes the description (the parent, ahead of the
+       start), so that the child has only its pid to set: with no owner
+       yet, the hang-up signals nobody. */
+    if (fcntl(fd, F_SETSIG, SIGKILL) < 0 ||
+        fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
 }
 
 int mp__arm_lifeline(int fd)
 {
-    /* The last writer's close makes the pipe raise "SIGIO" for its
-       asynchronous readers; F_SETSIG turns that signal into SIGKILL. */
-    if (fcntl(fd, F_SETOWN, mp__getpid()) < 0 ||
-        fcntl(fd, F_SETSIG, SIGKILL) < 0 ||
-        fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0)
+    if (fcntl(fd, F_SETOWN, mp__getpid()) < 0)
         return -errno;
     /* The writer may have gone before the arming: then no signal comes. */
     struct pollfd p = {.fd = fd, .events = POLLIN};
