@@ -189,15 +189,15 @@ int mp__poll_in(int fd, uint64_t deadline_ns)
     }
 }
 
-int mp__poll_in2(int a, int b)
+int mp__poll_in2(int a, int b, int ms)
 {
     struct pollfd p[2] = {{.fd = a, .events = POLLIN},
                           {.fd = b, .events = POLLIN}};
     for (;;) {
-        int r = poll(p, 2, -1);
-        if (r > 0)
+        int r = poll(p, 2, ms);
+        if (r >= 0)
             return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
-        if (r < 0 && errno != EINTR)
+        if (errno != EINTR)
             return -errno;
     }
 }

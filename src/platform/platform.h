@@ -182,9 +182,10 @@ ssize_t mp__recv_msg(int sock, void *buf, size_t len, int *fd);
    0 (timed out), or a negative errno. EINTR is retried. */
 int mp__poll_in(int fd, uint64_t deadline_ns);
 
-/* mp__poll_in2 - wait forever until a or b is readable or hung up.
-   Returns a mask (1: a, 2: b) or a negative errno. EINTR is retried. */
-int mp__poll_in2(int a, int b);
+/* mp__poll_in2 - wait until a or b is readable or hung up, at most ms
+   milliseconds (-1: forever). Returns a mask (1: a, 2: b; 0: the time
+   passed) or a negative errno. EINTR is retried (with the whole ms). */
+int mp__poll_in2(int a, int b, int ms);
 
 /* mp__fd_count - the number of open descriptors of this process, or a
    negative errno. */
