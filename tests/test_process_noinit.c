@@ -16,18 +16,35 @@ static int target(void *arg)
     return arg != NULL ? *(int *)arg : 0;
 }
 
-/* Kill every child of pid (a forkserver's spares) and wait until each is
-   dead. Returns how many were killed. */
-static int kill_children_of(pid_t pid)
+/* The children of pid, as /proc lists them, in buf; how many. */
+static int children_of(pid_t pid, char *buf, size_t cap)
 {
-    char path[64], buf[1024] = {0};
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
     FILE *f = fopen(path, "r");
+    buf[0] = '\0';
     if (f == NULL)
         return 0;
-    if (fgets(buf, sizeof buf, f) == NULL)
+    if (fgets(buf, (int)cap, f) == NULL)
         buf[0] = '\0';
     fclose(f);
+    int n = 0;
+    char *c = buf, *end;
+    while (strtol(c, &end, 10) > 0) {
+        c = end;
+        n++;
+    }
+    return n;
+}
+
+/* Once pid has at least least children (a forkserver's spares; loans are
+   answered while we go on: up to 10 s), kill every one and wait until
+   each is dead. Returns how many were killed. */
+static int kill_children_of(pid_t pid, int least)
+{
+    char buf[1024];
+    for (int i = 0; i < 1000 && children_of(pid, buf, sizeof buf) < least; i++)
+        usleep(10000);
     int n = 0;
     char *c = buf, *end;
     for (long v; (v = strtol(c, &end, 10)) > 0; c = end, n++) {
@@ -73,13 +90,9 @@ int main(void)
     mp_process_opts o = {.arg_size = sizeof(int)};
     for (int i = 0; i < 20; i++) {
         if (i == 10) {
-            char path[64], buf[64] = {0};
-            snprintf(path, sizeof path, "/proc/%d/task/%d/children",
-                     (int)getpid(), (int)getpid());
-            FILE *g = fopen(path, "r");
-            EXPECT(g != NULL && fgets(buf, sizeof buf, g) != NULL);
-            fclose(g);
-            EXPECT(kill_children_of((pid_t)atoi(buf)) >= 4);
+            char buf[64];
+            EXPECT(children_of(getpid(), buf, sizeof buf) == 1);
+            EXPECT(kill_children_of((pid_t)atoi(buf), 4) >= 4);
         }
         int code = -1, want = 30 + i;
         EXPECT(mp_process_new(&p, target, &want, &o) == 0);
