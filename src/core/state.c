@@ -18,13 +18,18 @@ int mp__require_init(void)
 
 __thread int mp__forking_child;
 
-/* Make the spare if there is none; best effort. */
-static void make_spare(void)
+/* Make the spare if there is none. Returns it or a negative errno (none
+   could be made: no lifeline, no /proc, no descriptor left). */
+static int make_spare(void)
 {
-    if (mp__g.lifeline_spare < 0 && mp__g.lifeline_r >= 0) {
-        int fd = mp__lifeline_private(mp__g.lifeline_r);
-        mp__g.lifeline_spare = fd < 0 ? -1 : fd;
+    if (mp__g.lifeline_spare < 0) {
+        int fd = mp__g.lifeline_r < 0 ? MP_EBADF
+                                      : mp__lifeline_private(mp__g.lifeline_r);
+        if (fd < 0)
+            return fd;
+        mp__g.lifeline_spare = fd;
     }
+    return mp__g.lifeline_spare;
 }
 
 int mp__new_lifeline(void)
@@ -39,8 +44,9 @@ int mp__new_lifeline(void)
     mp__g.lifeline_r = fds[0];
     mp__g.lifeline_w = fds[1];
     mp__g.lifeline_spare = -1;
-    make_spare(); /* now, so that a start finds one (and the descriptors
-                     a process holds stay the same across starts) */
+    (void)make_spare(); /* now, so that a start finds one (and the
+                           descriptors a process holds stay the same
+                           across starts); best effort */
     return 0;
 }
 
@@ -52,7 +58,7 @@ int mp__lifeline_ready(void)
         if (r != 0)
             return r;
     }
-    make_spare();
+    (void)make_spare(); /* best effort: see mp__lifeline_ready */
     if (!bound) {
         bound = 1;
         mp__prebind_child_calls(mp__g.lifeline_r);
@@ -62,13 +68,7 @@ int mp__lifeline_ready(void)
 
 int mp__lifeline_spare_fd(void)
 {
-    if (mp__g.lifeline_spare < 0) {
-        int fd = mp__lifeline_private(mp__g.lifeline_r);
-        if (fd < 0)
-            return fd;
-        mp__g.lifeline_spare = fd;
-    }
-    return mp__g.lifeline_spare;
+    return make_spare();
 }
 
 void mp__lifeline_handed(void)
@@ -78,15 +78,12 @@ void mp__lifeline_handed(void)
        (a program, or a test, that compares them sees no change). */
     int old = mp__g.lifeline_spare;
     mp__g.lifeline_spare = -1;
-    if (old < 0) {
-        make_spare();
-        return;
-    }
-    int fd = mp__lifeline_private(mp__g.lifeline_r);
-    if (fd < 0) {
+    int fd = make_spare();
+    if (old < 0 || fd < 0) {
         mp__close(old);
         return;
     }
+    mp__g.lifeline_spare = -1;
     fd = mp__fd_move(fd, old);
     if (fd < 0)
         mp__close(old);
