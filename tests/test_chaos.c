@@ -226,14 +226,24 @@ static void kill_stopped(mp_process *p)
     ck_assert_int_eq(mp_test_finish(p, MP_T(10)), -SIGKILL);
 }
 
+/* A fork child that stops itself at step of a put (fn t_stop_putter) or
+   a get (t_stop_getter) on a new queue in *j, stopped when this returns. */
+static mp_process *stopped_in_queue(mp_target_fn fn, int step, struct qjob **j)
+{
+    *j = mp_shared_alloc(sizeof **j);
+    ck_assert_ptr_nonnull(*j);
+    mp_queue_opts o = {.capacity = 4096};
+    mp_ck_code(mp_queue_new(&(*j)->q, &o), 0);
+    (*j)->step = step;
+    mp_process *p = mp_test_start(fn, *j, 0, MP_START_FORK);
+    ck_assert(wait_stopped(mp_process_pid(p)));
+    return p;
+}
+
 MP_TEST(stopped_producer_lock_holder_timeouts_hold)
 {
-    struct qjob *j = mp_shared_alloc(sizeof *j);
-    mp_queue_opts o = {.capacity = 4096};
-    mp_ck_code(mp_queue_new(&j->q, &o), 0);
-    j->step = MP__QP_LOCKED;
-    mp_process *p = mp_test_start(t_stop_putter, j, 0, MP_START_FORK);
-    ck_assert(wait_stopped(mp_process_pid(p)));
+    struct qjob *j;
+    mp_process *p = stopped_in_queue(t_stop_putter, MP__QP_LOCKED, &j);
     char m[8] = "x";
     within(mp_queue_put(j->q, m, sizeof m, 0), 0, MP_EFULL);
     within(mp_queue_put(j->q, m, sizeof m, 0.2), 0.2, MP_EFULL);
@@ -249,12 +259,8 @@ MP_TEST(stopped_producer_lock_holder_timeouts_hold)
 
 MP_TEST(stopped_consumer_lock_holder_timeouts_hold)
 {
-    struct qjob *j = mp_shared_alloc(sizeof *j);
-    mp_queue_opts o = {.capacity = 4096};
-    mp_ck_code(mp_queue_new(&j->q, &o), 0);
-    j->step = MP__QG_LOCKED;
-    mp_process *p = mp_test_start(t_stop_getter, j, 0, MP_START_FORK);
-    ck_assert(wait_stopped(mp_process_pid(p)));
+    struct qjob *j;
+    mp_process *p = stopped_in_queue(t_stop_getter, MP__QG_LOCKED, &j);
     char m[8] = "x";
     within(mp_queue_get(j->q, m, sizeof m, 0), 0, MP_EEMPTY);
     within(mp_queue_get(j->q, m, sizeof m, 0.2), 0.2, MP_EEMPTY);
