@@ -35,7 +35,9 @@ struct fs_req {
 struct fs_rep {
     int32_t err; /* 0 or a negative code */
     int32_t pid;
-    uint64_t slot_off; /* a lent spare's slot; 0 for a launch */
+    uint32_t loan; /* 1: the answer to a loan (a failed one too) */
+    uint32_t pad;
+    uint64_t slot_off; /* a lent spare's slot */
 };
 
 /* lent - a spare child the server lent to this process: a start hands it
@@ -178,11 +180,11 @@ static int take_answer(struct fs_rep *a, int *pidfd)
     ssize_t n = mp__recv_msg(fs.sock, a, sizeof *a, pidfd);
     if (n <= 0)
         return n == 0 || n == MP_ECONNRESET ? MP_EPIPE : (int)n;
-    if (n != sizeof *a || a->slot_off == 0)
+    if (n != sizeof *a || !a->loan)
         return (int)n; /* a launch's (request checks the size) */
     fs.asked--;
     if (a->err == 0 && *pidfd >= 0 && fs.nstash < MP__FS_SPARES_MAX &&
-        a->slot_off < mp__g.arena_size) {
+        a->slot_off != 0 && a->slot_off < mp__g.arena_size) {
         fs.stash[fs.nstash++] =
             (struct lent){a->pid, *pidfd, mp__arena_ptr(a->slot_off)};
     } else {
@@ -627,7 +629,7 @@ static int kids_room(struct server *S)
    It stays our child: we record the end of the block it is handed. */
 static void lend(struct server *S)
 {
-    struct fs_rep a = {0, 0, 0};
+    struct fs_rep a = {.loan = 1};
     int pidfd = -1;
     drop_dead_spares(S);
     if ((a.err = kids_room(S)) == 0 &&
@@ -699,7 +701,7 @@ _Noreturn void mp__forkserver_serve(int sock, int spares)
             lend(&S);
             continue;
         }
-        struct fs_rep a = {0, 0, 0};
+        struct fs_rep a = {0};
         if (got != sizeof q || !valid_launch(q.launch_off)) {
             a.err = MP_EINVAL;
             mp__send_msg(sock, &a, sizeof a, -1);
